@@ -1,0 +1,60 @@
+"""storage: SQLAlchemy models and repositories, engine pragmas, Alembic migrations, blob store.
+
+No torch, no streamlit. The facade opens one :class:`Database` and one :class:`BlobStore` and runs
+each user action as ``with db.session() as s:`` using the repositories below.
+"""
+
+from __future__ import annotations
+
+from storage.blobs import BlobRef, BlobStore
+from storage.database import Database
+from storage.engine import make_engine
+from storage.errors import (
+    BlobCorrupt,
+    BlobNotFound,
+    DatabaseCorrupt,
+    IntegrityViolation,
+    ReadOnlyStorage,
+    RowNotFound,
+    SchemaTooNew,
+    StorageError,
+    StorageFull,
+)
+from storage.migrate import HEAD, MigrationReport, check_integrity, current_revision, upgrade_to_head
+from storage.repos import (
+    AssetRepo,
+    BlobRepo,
+    GenerationRepo,
+    JobRepo,
+    KitRepo,
+    LoraRepo,
+    TrainingRunRepo,
+)
+
+__all__ = [
+    "HEAD",
+    "AssetRepo",
+    "BlobCorrupt",
+    "BlobNotFound",
+    "BlobRef",
+    "BlobRepo",
+    "BlobStore",
+    "Database",
+    "DatabaseCorrupt",
+    "GenerationRepo",
+    "IntegrityViolation",
+    "JobRepo",
+    "KitRepo",
+    "LoraRepo",
+    "MigrationReport",
+    "ReadOnlyStorage",
+    "RowNotFound",
+    "SchemaTooNew",
+    "StorageError",
+    "StorageFull",
+    "TrainingRunRepo",
+    "check_integrity",
+    "current_revision",
+    "make_engine",
+    "upgrade_to_head",
+]

@@ -1,0 +1,1 @@
+"""Alembic migration scripts for :mod:`storage` (run through :mod:`storage.migrate`, no alembic.ini)."""

@@ -1,0 +1,341 @@
+"""Thin typed repositories over one Session. The caller (the facade) owns the transaction.
+
+Repositories add and query rows and flush so new rows have ids; they never commit. Objects they
+return stay readable after the session's transaction ends (sessions use ``expire_on_commit=False``,
+and relationships callers need are loaded eagerly).
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal, TypeVar
+
+from sqlalchemy import Subquery, delete, func, select, union
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from storage.blobs import BlobRef, validate_sha256
+from storage.errors import RowNotFound, StorageError
+from storage.jobs import FINAL_STATUSES, JOB_STATUSES, JobRepo, JobStatus
+from storage.models import (
+    Blob,
+    BrandKit,
+    Generation,
+    GenerationImage,
+    GenerationLora,
+    KitAsset,
+    LoraAdapter,
+    TrainingRun,
+    utcnow,
+)
+
+__all__ = [
+    "AssetKind",
+    "AssetRepo",
+    "BlobRepo",
+    "GenerationRepo",
+    "JobRepo",
+    "JobStatus",
+    "KitRepo",
+    "LoraRepo",
+    "TrainingRunRepo",
+]
+
+AssetKind = Literal["photo", "logo"]
+_Row = TypeVar("_Row")
+IMAGE_FIELDS = frozenset({"index", "seed", "blob_sha256", "pixel_sha256", "parameters"})
+GENERATION_FIELDS = frozenset(c.key for c in Generation.__table__.columns) - {"id"}
+
+
+def _insert_or_get(session: Session, row: _Row, lookup: Callable[[], _Row | None]) -> tuple[_Row, bool]:
+    """Insert ``row`` inside a SAVEPOINT; if a concurrent insert of the same key won, return that row."""
+    existing = lookup()
+    if existing is not None:
+        return existing, False
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        existing = lookup()
+        if existing is None:
+            raise  # a different rule was broken (missing parent row, bad value): let it surface
+        return existing, False
+    return row, True
+
+
+class BlobRepo:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def record(self, ref: BlobRef, media_type: str) -> Blob:
+        """The row for a stored blob, created on first use (idempotent)."""
+        validate_sha256(ref.sha256)
+        blob, _ = _insert_or_get(
+            self.session,
+            Blob(sha256=ref.sha256, size=ref.size, media_type=media_type),
+            lambda: self.session.get(Blob, ref.sha256),
+        )
+        if blob.size != ref.size:
+            raise StorageError(
+                f"blob {ref.sha256} is recorded with size {blob.size} but was stored with {ref.size}; "
+                "run a blob verification before using it"
+            )
+        return blob
+
+    def get(self, sha256: str) -> Blob | None:
+        return self.session.get(Blob, sha256)
+
+    def referenced_shas(self) -> set[str]:
+        """Blobs some row still uses (kit assets, LoRA adapters, generated images)."""
+        return set(self.session.scalars(select(_referenced().c[0])).all())
+
+    def recorded_shas(self) -> set[str]:
+        """Every blob the database has a row for (the files blob GC must keep)."""
+        return set(self.session.scalars(select(Blob.sha256)).all())
+
+    def delete_unreferenced(self, created_before: datetime) -> list[str]:
+        """Delete blob rows no other row uses, recorded before ``created_before``; return their ids.
+
+        The cut-off is the grace period for an upload recorded in a transaction that has not yet
+        linked the blob. Delete files afterwards with ``BlobStore.delete_unreferenced(recorded_shas())``.
+        """
+        doomed = select(Blob.sha256).where(
+            Blob.created_at < created_before, Blob.sha256.not_in(select(_referenced().c[0]))
+        )
+        shas = builtins.list(self.session.scalars(doomed).all())
+        if shas:
+            self.session.execute(
+                delete(Blob).where(Blob.sha256.in_(shas)).execution_options(synchronize_session="fetch")
+            )
+        return shas
+
+
+def _referenced() -> Subquery:
+    return union(
+        select(KitAsset.blob_sha256),
+        select(LoraAdapter.blob_sha256),
+        select(GenerationImage.blob_sha256),
+    ).subquery()
+
+
+class KitRepo:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def create(
+        self, slug: str, name: str, trigger_token: str, class_noun: str, description: str = ""
+    ) -> BrandKit:
+        kit = BrandKit(
+            slug=slug, name=name, trigger_token=trigger_token, class_noun=class_noun, description=description
+        )
+        self.session.add(kit)
+        self.session.flush()
+        return kit
+
+    def get(self, id: int) -> BrandKit | None:
+        return self.session.get(BrandKit, id, options=[selectinload(BrandKit.assets)])
+
+    def get_by_slug(self, slug: str) -> BrandKit | None:
+        query = select(BrandKit).where(BrandKit.slug == slug).options(selectinload(BrandKit.assets))
+        return self.session.scalars(query).one_or_none()
+
+    def list(self) -> builtins.list[BrandKit]:
+        """All kits by name (their ``assets`` are not loaded: use AssetRepo.list_for_kit)."""
+        query = select(BrandKit).order_by(BrandKit.name, BrandKit.id)
+        return builtins.list(self.session.scalars(query).all())
+
+
+class AssetRepo:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(
+        self,
+        kit_id: int,
+        blob_sha256: str,
+        kind: AssetKind,
+        original_name: str,
+        width: int,
+        height: int,
+        caption: str = "",
+    ) -> KitAsset:
+        """Add a photo/logo to a kit; the same (kit, blob, kind) again returns the existing row."""
+        asset, _ = _insert_or_get(
+            self.session,
+            KitAsset(
+                kit_id=kit_id,
+                blob_sha256=blob_sha256,
+                kind=kind,
+                original_name=original_name,
+                width=width,
+                height=height,
+                caption=caption,
+            ),
+            lambda: self._find(kit_id, blob_sha256, kind),
+        )
+        return asset
+
+    def _find(self, kit_id: int, blob_sha256: str, kind: str) -> KitAsset | None:
+        query = select(KitAsset).where(
+            KitAsset.kit_id == kit_id, KitAsset.blob_sha256 == blob_sha256, KitAsset.kind == kind
+        )
+        return self.session.scalars(query).one_or_none()
+
+    def list_for_kit(self, kit_id: int, kind: AssetKind | None = None) -> builtins.list[KitAsset]:
+        query = select(KitAsset).where(KitAsset.kit_id == kit_id)
+        if kind is not None:
+            query = query.where(KitAsset.kind == kind)
+        return builtins.list(self.session.scalars(query.order_by(KitAsset.id)).all())
+
+
+class TrainingRunRepo:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def create(
+        self, kit_id: int, base_model_ref: str, config: Mapping[str, Any], job_id: int | None = None
+    ) -> TrainingRun:
+        run = TrainingRun(
+            kit_id=kit_id, base_model_ref=base_model_ref, config=dict(config), job_id=job_id, status="queued"
+        )
+        self.session.add(run)
+        self.session.flush()
+        return run
+
+    def get(self, id: int) -> TrainingRun | None:
+        return self.session.get(TrainingRun, id)
+
+    def list_for_kit(self, kit_id: int) -> builtins.list[TrainingRun]:
+        """A kit's runs, newest first."""
+        query = (
+            select(TrainingRun)
+            .where(TrainingRun.kit_id == kit_id)
+            .order_by(TrainingRun.created_at.desc(), TrainingRun.id.desc())
+        )
+        return builtins.list(self.session.scalars(query).all())
+
+    def mark(
+        self,
+        run_id: int,
+        status: JobStatus,
+        metrics: Mapping[str, Any] | None = None,
+        error: str | None = None,
+    ) -> TrainingRun:
+        """Move a run to ``status``: running sets started_at (first time), a final status sets
+        finished_at. ``metrics`` are merged into the stored ones; ``error`` replaces the old one."""
+        if status not in JOB_STATUSES:
+            raise ValueError(f"unknown training run status {status!r}; use one of {sorted(JOB_STATUSES)}")
+        run = self.session.get(TrainingRun, run_id)
+        if run is None:
+            raise RowNotFound(f"training run {run_id} does not exist")
+        now = utcnow()
+        run.status = status
+        if status == "running" and run.started_at is None:
+            run.started_at = now
+        run.finished_at = now if status in FINAL_STATUSES else None
+        if metrics:
+            run.metrics = {**run.metrics, **metrics}
+        run.error = error
+        self.session.flush()
+        return run
+
+
+class LoraRepo:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def create(
+        self,
+        name: str,
+        blob_sha256: str,
+        base_model_ref: str,
+        rank: int,
+        alpha: float,
+        kit_id: int | None = None,
+        training_run_id: int | None = None,
+        trigger_phrase: str = "",
+    ) -> LoraAdapter:
+        lora = LoraAdapter(
+            name=name,
+            blob_sha256=blob_sha256,
+            base_model_ref=base_model_ref,
+            rank=rank,
+            alpha=alpha,
+            kit_id=kit_id,
+            training_run_id=training_run_id,
+            trigger_phrase=trigger_phrase,
+        )
+        self.session.add(lora)
+        self.session.flush()
+        return lora
+
+    def get(self, id: int) -> LoraAdapter | None:
+        return self.session.get(LoraAdapter, id)
+
+    def get_by_name(self, name: str) -> LoraAdapter | None:
+        return self.session.scalars(select(LoraAdapter).where(LoraAdapter.name == name)).one_or_none()
+
+    def list(self, kit_id: int | None = None) -> builtins.list[LoraAdapter]:
+        """Adapters, newest first, optionally only those of one kit."""
+        query = select(LoraAdapter)
+        if kit_id is not None:
+            query = query.where(LoraAdapter.kit_id == kit_id)
+        query = query.order_by(LoraAdapter.created_at.desc(), LoraAdapter.id.desc())
+        return builtins.list(self.session.scalars(query).all())
+
+
+class GenerationRepo:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def create(
+        self,
+        *,
+        images: Sequence[Mapping[str, Any]],
+        loras: Sequence[tuple[int, float]] = (),
+        **fields: Any,
+    ) -> Generation:
+        """Record one Generate press: ``fields`` are Generation columns; ``images`` dicts have
+        index, seed, blob_sha256, pixel_sha256, parameters; ``loras`` are (lora_id, weight)."""
+        unknown = set(fields) - GENERATION_FIELDS
+        if unknown:
+            raise TypeError(
+                f"unknown generation fields {sorted(unknown)}; allowed: {sorted(GENERATION_FIELDS)}"
+            )
+        generation = Generation(**fields)
+        for image in images:
+            keys = set(image)
+            if keys != IMAGE_FIELDS:
+                raise ValueError(
+                    f"generation image needs exactly {sorted(IMAGE_FIELDS)}; "
+                    f"missing {sorted(IMAGE_FIELDS - keys)}, unexpected {sorted(keys - IMAGE_FIELDS)}"
+                )
+            generation.images.append(GenerationImage(**image))
+        for lora_id, weight in loras:
+            generation.loras.append(GenerationLora(lora_id=lora_id, weight=weight))
+        self.session.add(generation)
+        self.session.flush()
+        return generation
+
+    def get(self, id: int) -> Generation | None:
+        return self.session.get(
+            Generation, id, options=[selectinload(Generation.images), selectinload(Generation.loras)]
+        )
+
+    def list_recent(
+        self, limit: int = 50, offset: int = 0, kit_id: int | None = None
+    ) -> builtins.list[Generation]:
+        """Generations newest first, with their images and LoRAs loaded."""
+        query = select(Generation).options(selectinload(Generation.images), selectinload(Generation.loras))
+        if kit_id is not None:
+            query = query.where(Generation.kit_id == kit_id)
+        query = query.order_by(Generation.created_at.desc(), Generation.id.desc()).limit(limit).offset(offset)
+        return builtins.list(self.session.scalars(query).all())
+
+    def count(self, kit_id: int | None = None) -> int:
+        query = select(func.count()).select_from(Generation)
+        if kit_id is not None:
+            query = query.where(Generation.kit_id == kit_id)
+        return int(self.session.scalar(query) or 0)
