@@ -1,0 +1,279 @@
+"""Training configuration: one dataclass, validated before any model is loaded.
+
+This module stays light (no torch): the studio validates configs in its API process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+#: UNet layers LoRA is attached to by default: the attention projections of every transformer block
+#: (``attn1`` self- and ``attn2`` cross-attention), the transformer's in/out projections and
+#: feed-forward, and the ResNet convolutions ("LoCon"-style). Names are matched by peft as a suffix
+#: of the module path, so they hit the same layers in the tiny built-in UNet and in SD-1.5's UNet.
+DEFAULT_TARGET_MODULES: tuple[str, ...] = (
+    "to_q",
+    "to_k",
+    "to_v",
+    "to_out.0",
+    "proj_in",
+    "proj_out",
+    "ff.net.0.proj",
+    "ff.net.2",
+    "conv1",
+    "conv2",
+)
+
+OptimizerName = Literal["adamw8bit", "adamw"]
+MixedPrecision = Literal["no", "fp16", "bf16"]
+
+#: Header keys that ``save_lora`` writes itself; a caller may not supply them.
+RESERVED_METADATA_KEYS = frozenset(
+    {"format", "lora_adapter_metadata", "sshs_model_hash", "sshs_legacy_hash", "modelspec.hash_sha256"}
+)
+#: Sub-folders a diffusers SD-1.x folder must have for training.
+MODEL_SUBFOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
+_OUTPUT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class TrainConfigError(ValueError):
+    """The training config (or the files it points at) cannot be used.
+
+    ``problems`` maps each offending field name to what is wrong with it.
+    """
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        self.problems = dict(problems)
+        lines = "; ".join(f"{name}: {message}" for name, message in self.problems.items())
+        super().__init__(f"invalid training config: {lines}")
+
+
+@dataclass
+class TrainConfig:
+    pretrained_model: str
+    data_dir: str
+    output_dir: str
+    output_name: str = "lora"
+    resolution: int = 512
+    train_batch_size: int = 1
+    max_train_steps: int = 100
+    learning_rate: float = 1e-4
+    rank: int = 4
+    alpha: float = 4.0
+    target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_TARGET_MODULES))
+    optimizer: OptimizerName = "adamw8bit"
+    seed: int = 0
+    mixed_precision: MixedPrecision = "no"
+    gradient_accumulation_steps: int = 1
+    lr_warmup_steps: int = 0
+    max_grad_norm: float = 1.0
+    center_crop: bool = True
+    random_flip: bool = False
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    # -- validation -----------------------------------------------------------------------------
+
+    def validate(self) -> None:
+        """Raise ``TrainConfigError`` naming every invalid field; return None when usable."""
+        problems: dict[str, str] = {}
+        for name, check in _FIELD_CHECKS.items():
+            message = check(getattr(self, name))
+            if message:
+                problems[name] = message
+        if "data_dir" not in problems:
+            message = _check_data_dir_contents(Path(self.data_dir))
+            if message:
+                problems["data_dir"] = message
+        if problems:
+            raise TrainConfigError(problems)
+
+    # -- (de)serialisation ----------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build a config from plain values; unknown or missing keys are errors (values unchecked)."""
+        if not isinstance(data, dict):
+            raise TrainConfigError({"config": f"expected a JSON object, got {type(data).__name__}"})
+        known = {f.name for f in dataclasses.fields(cls)}
+        required = {f.name for f in dataclasses.fields(cls) if _is_required(f)}
+        problems = {
+            key: f"unknown setting (valid settings: {', '.join(sorted(known))})"
+            for key in data
+            if key not in known
+        }
+        problems.update({key: "is required" for key in sorted(required - data.keys())})
+        if problems:
+            raise TrainConfigError(problems)
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> TrainConfig:
+        """Read a JSON object of settings (relative paths in it are taken from the working directory)."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise TrainConfigError({"config": f"cannot read {path}: {exc.strerror or exc}"}) from exc
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise TrainConfigError({"config": f"{path} is not valid JSON: {exc}"}) from exc
+        return cls.from_dict(data)
+
+
+def _is_required(f: dataclasses.Field[Any]) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+# -- per-field checks: each returns an error message or "" ------------------------------------------
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return (isinstance(value, int | float)) and not isinstance(value, bool)
+
+
+def _int_at_least(minimum: int) -> Any:
+    def check(value: object) -> str:
+        if not _is_int(value):
+            return f"must be a whole number, got {value!r}"
+        if value < minimum:  # type: ignore[operator]
+            return f"must be >= {minimum}, got {value}"
+        return ""
+
+    return check
+
+
+def _positive_finite(value: object) -> str:
+    if not _is_number(value):
+        return f"must be a number, got {value!r}"
+    if not math.isfinite(value) or value <= 0:  # type: ignore[arg-type,operator]
+        return f"must be a finite number > 0, got {value}"
+    return ""
+
+
+def _check_bool(value: object) -> str:
+    return "" if isinstance(value, bool) else f"must be true or false, got {value!r}"
+
+
+def _choice(options: tuple[str, ...]) -> Any:
+    def check(value: object) -> str:
+        return "" if value in options else f"must be one of {', '.join(options)}; got {value!r}"
+
+    return check
+
+
+def _check_model_dir(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        return "must be the path of a local diffusers model folder"
+    folder = Path(value)
+    if not folder.is_dir():
+        return f"folder {folder} does not exist; give a local diffusers folder (hub ids are resolved by the caller)"
+    missing = [name for name in MODEL_SUBFOLDERS if not (folder / name).is_dir()]
+    if missing:
+        return f"{folder} is not a diffusers SD folder: missing sub-folder(s) {', '.join(missing)}"
+    return ""
+
+
+def _check_data_dir(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        return "must be the path of a folder of images with .txt captions"
+    if not Path(value).is_dir():
+        return f"folder {value} does not exist"
+    return ""
+
+
+def _check_data_dir_contents(folder: Path) -> str:
+    from training.dataset import DatasetError, find_examples
+
+    try:
+        find_examples(folder)
+    except DatasetError as exc:
+        return exc.message
+    return ""
+
+
+def _check_output_dir(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        return "must be the path of a folder to write the LoRA into"
+    if Path(value).exists() and not Path(value).is_dir():
+        return f"{value} exists and is not a folder"
+    return ""
+
+
+def _check_output_name(value: object) -> str:
+    if not isinstance(value, str) or not _OUTPUT_NAME_RE.match(value):
+        return (
+            f"must be 1-128 characters of letters, digits, '.', '_' or '-', starting with a letter or "
+            f"digit (it becomes <output_name>.safetensors); got {value!r}"
+        )
+    return ""
+
+
+def _check_resolution(value: object) -> str:
+    if not _is_int(value):
+        return f"must be a whole number of pixels, got {value!r}"
+    if not 64 <= value <= 2048 or value % 8:  # type: ignore[operator]
+        return f"must be a multiple of 8 between 64 and 2048, got {value}"
+    return ""
+
+
+def _check_seed(value: object) -> str:
+    if not _is_int(value) or not 0 <= value < 2**32:  # type: ignore[operator]
+        return f"must be a whole number in 0..4294967295, got {value!r}"
+    return ""
+
+
+def _check_target_modules(value: object) -> str:
+    if not isinstance(value, list) or not value:
+        return "must be a non-empty list of module names such as 'to_q' or 'ff.net.2'"
+    bad = [item for item in value if not isinstance(item, str) or not item.strip()]
+    return f"entries must be non-empty strings, got {bad!r}" if bad else ""
+
+
+def _check_metadata(value: object) -> str:
+    if not isinstance(value, dict):
+        return f"must be a mapping of string keys to string values, got {type(value).__name__}"
+    bad = [k for k, v in value.items() if not isinstance(k, str) or not k or not isinstance(v, str)]
+    if bad:
+        return f"keys and values must be strings (header metadata is text); bad entries: {bad!r}"
+    reserved = sorted(RESERVED_METADATA_KEYS & value.keys())
+    if reserved:
+        return f"{', '.join(reserved)} are written by the trainer itself; remove them"
+    return ""
+
+
+_FIELD_CHECKS: dict[str, Any] = {
+    "pretrained_model": _check_model_dir,
+    "data_dir": _check_data_dir,
+    "output_dir": _check_output_dir,
+    "output_name": _check_output_name,
+    "resolution": _check_resolution,
+    "train_batch_size": _int_at_least(1),
+    "max_train_steps": _int_at_least(1),
+    "learning_rate": _positive_finite,
+    "rank": _int_at_least(1),
+    "alpha": _positive_finite,
+    "target_modules": _check_target_modules,
+    "optimizer": _choice(get_args(OptimizerName)),
+    "seed": _check_seed,
+    "mixed_precision": _choice(get_args(MixedPrecision)),
+    "gradient_accumulation_steps": _int_at_least(1),
+    "lr_warmup_steps": _int_at_least(0),
+    "max_grad_norm": _positive_finite,
+    "center_crop": _check_bool,
+    "random_flip": _check_bool,
+    "metadata": _check_metadata,
+}
