@@ -1,0 +1,1 @@
+"""Reproducible benchmarks: each prints one JSON line; ratios are against the plain library, same run."""

@@ -1,0 +1,28 @@
+"""``python -m benchmarks [name ...]``: run the benchmarks, one JSON line each, on stdout."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from benchmarks import generation  # noqa: E402
+
+BENCHMARKS = {"generation_overhead": generation.run}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("names", nargs="*", choices=[*BENCHMARKS, []], help="default: all")
+    parser.add_argument("--runs", type=int, default=9, help="timed runs per side (median reported)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    for name in args.names or list(BENCHMARKS):
+        print(json.dumps({"benchmark": name, **BENCHMARKS[name](runs=args.runs)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

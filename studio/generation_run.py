@@ -1,0 +1,147 @@
+"""The facade's generation procedure: request -> resolved job -> images in the blob store + one DB row."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import TYPE_CHECKING, Any
+
+import storage
+from studio import errors
+from studio.generation.imagefile import encode_png
+from studio.generation.recipe import RecipeLora, RecipeModel, a1111_parameters, make_recipe
+from studio.schemas import MAX_SEED, GenerateRequest, GenerationView, LoraChoice
+from studio.views import generation_view
+
+if TYPE_CHECKING:
+    from studio.api import StepProgressFn, Studio
+
+logger = logging.getLogger(__name__)
+
+
+def run_generation(
+    studio: Studio,
+    req: GenerateRequest,
+    progress: StepProgressFn | None,
+    *,
+    parent_id: int | None,
+    seeds: list[int] | None,
+    model_ref: str | None = None,
+) -> GenerationView:
+    """1) model, 2) kit prompt, 3) LoRAs, 4) seeds, 5) render, 6) store files, 7) record the row."""
+    from studio.generation.engine import GenerationJob, LoraSpec
+
+    model = studio.resolve(model_ref)
+    prompt, kit_id = _compose_prompt(studio, req)
+    loras = _recipe_loras(studio, req.loras)
+    width = req.width or model.default_size
+    height = req.height or model.default_size
+    if seeds is None:
+        first = secrets.randbelow(MAX_SEED + 1) if req.seed == -1 else req.seed
+        seeds = [(first + i) % (MAX_SEED + 1) for i in range(req.batch_size)]
+    job = GenerationJob(
+        model_path=model.path, prompt=prompt, negative_prompt=req.negative_prompt, scheduler=req.scheduler,
+        num_inference_steps=req.num_inference_steps, guidance_scale=req.guidance_scale, width=width,
+        height=height, seeds=tuple(seeds),
+        loras=tuple(LoraSpec(key=f"l{x.sha256[:16]}", path=studio.lora_file(x.sha256), weight=x.weight) for x in loras),
+    )  # fmt: skip
+    try:
+        output = studio.engine().generate(job, progress)
+    except ValueError as exc:
+        raise errors.GenerationError(f"generation failed: {exc}") from exc
+    recipe = make_recipe(
+        model=RecipeModel(ref=model.ref, name=model.name, sha256=model.sha256, family=model.family),
+        prompt=prompt, negative_prompt=req.negative_prompt, user_prompt=req.prompt, scheduler=req.scheduler,
+        num_inference_steps=req.num_inference_steps, guidance_scale=req.guidance_scale, width=width,
+        height=height, seeds=seeds, loras=loras, kit_id=kit_id, app_version=_version(),
+        warnings=output.warnings + (_placeholder_warning() if model.is_placeholder else []),
+    )  # fmt: skip
+    stored = []
+    for index, img in enumerate(output.images):
+        parameters = a1111_parameters(recipe, img.seed)
+        ref = studio.blobs.put_bytes(encode_png(img.image, parameters, recipe))
+        stored.append((ref, {"index": index, "seed": img.seed, "blob_sha256": ref.sha256,
+                             "pixel_sha256": img.pixel_sha256, "parameters": parameters}))  # fmt: skip
+    with studio.db.session() as s:
+        for ref, _ in stored:
+            storage.BlobRepo(s).record(ref, "image/png")
+        gen = storage.GenerationRepo(s).create(
+            kit_id=kit_id, parent_id=parent_id, mode="txt2img", model_ref=model.ref, model_hash=model.sha256,
+            prompt=prompt, negative_prompt=req.negative_prompt, scheduler=req.scheduler,
+            num_inference_steps=req.num_inference_steps, guidance_scale=req.guidance_scale, width=width,
+            height=height, seed=seeds[0], recipe=recipe, images=[row for _, row in stored],
+            loras=[(x.id, x.weight) for x in loras],
+        )  # fmt: skip
+        return generation_view(gen)
+
+
+def rerender(studio: Studio, generation_id: int, progress: StepProgressFn | None) -> GenerationView:
+    """Re-run a stored recipe exactly: same model file (checked by hash), LoRAs, seeds and settings."""
+    with studio.db.session() as s:
+        gen = storage.GenerationRepo(s).get(generation_id)
+        if gen is None:
+            raise errors.NotFound(f"generation {generation_id} does not exist", field="generation_id")
+        recipe: dict[str, Any] = dict(gen.recipe)
+    model = studio.resolve(recipe["model"]["ref"])
+    if model.sha256 != recipe["model"]["sha256"]:
+        raise errors.ModelError(
+            f"generation {generation_id} was made with {recipe['model']['name']} "
+            f"(hash {recipe['model']['sha256'][:10]}), but {recipe['model']['ref']} now resolves to a file "
+            f"with hash {model.short_hash}; restore that model file to re-render exactly"
+        )
+    req = GenerateRequest.of(
+        prompt=recipe["user_prompt"], negative_prompt=recipe["negative_prompt"], kit_id=recipe["kit_id"],
+        loras=tuple(LoraChoice(lora_id=x["id"], weight=x["weight"]) for x in recipe["loras"]),
+        scheduler=recipe["scheduler"], num_inference_steps=recipe["num_inference_steps"],
+        guidance_scale=recipe["guidance_scale"], width=recipe["width"], height=recipe["height"],
+        seed=recipe["seed"], batch_size=recipe["batch_size"],
+    )  # fmt: skip
+    view = run_generation(
+        studio, req, progress, parent_id=generation_id, seeds=list(recipe["seeds"]), model_ref=model.ref
+    )
+    if view.prompt != recipe["prompt"]:
+        raise errors.Conflict("the brand kit's prompt pieces changed since this image was made")
+    return view
+
+
+def _compose_prompt(studio: Studio, req: GenerateRequest) -> tuple[str, int | None]:
+    """The kit's trigger and class noun lead the prompt unless the user already wrote the trigger."""
+    prompt = req.prompt.strip()
+    if len(prompt) > studio.settings.max_prompt_chars:
+        raise errors.InvalidInput(
+            f"prompt is {len(prompt)} characters; the limit is {studio.settings.max_prompt_chars}", field="prompt"
+        )
+    if req.kit_id is None:
+        return prompt, None
+    kit = studio.get_kit(req.kit_id)
+    if kit.trigger_token in prompt.split():
+        return prompt, kit.id
+    return f"{kit.trigger_token} {kit.class_noun}, {prompt}", kit.id
+
+
+def _recipe_loras(studio: Studio, choices: tuple[LoraChoice, ...]) -> list[RecipeLora]:
+    ids = [c.lora_id for c in choices]
+    if len(set(ids)) != len(ids):
+        raise errors.InvalidInput("the same LoRA is listed twice", field="loras")
+    out = []
+    with studio.db.session() as s:
+        for choice in choices:
+            row = storage.LoraRepo(s).get(choice.lora_id)
+            if row is None:
+                raise errors.NotFound(f"LoRA {choice.lora_id} does not exist", field="loras")
+            out.append(RecipeLora(id=row.id, name=row.name, sha256=row.blob_sha256,
+                                  short_hash=studio._lora_short_hash(row.blob_sha256), weight=choice.weight))  # fmt: skip
+    return out
+
+
+def _placeholder_warning() -> list[str]:
+    return [
+        "made with the built-in placeholder model (random weights: it draws coloured noise); "
+        "set BRAND_STUDIO_BASE_MODEL to a real Stable Diffusion model for real images"
+    ]
+
+
+def _version() -> str:
+    from studio.api import app_version
+
+    return app_version()

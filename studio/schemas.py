@@ -1,0 +1,253 @@
+"""Frozen request/result/view types crossing the API. No ORM object ever leaves the facade.
+
+Requests validate on construction; use ``XxxRequest.of(...)`` to get :class:`InvalidInput` with a
+field-specific message instead of pydantic's ``ValidationError``.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from studio.errors import InvalidInput
+from studio.generation.schedulers import SCHEDULERS
+
+MAX_SEED = 2**32 - 1
+SCHEDULER_NAMES = tuple(SCHEDULERS)
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Request(Frozen):
+    @classmethod
+    def of(cls, **data: Any) -> Self:
+        """Build the request, turning validation errors into one field-specific InvalidInput."""
+        try:
+            return cls(**data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or None
+            messages = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            )
+            raise InvalidInput(messages, field=None if field is None else field) from None
+
+
+class UploadedFile(Frozen):
+    """A file as the browser or CLI handed it over. ``name`` is only a label."""
+
+    name: str
+    data: bytes
+
+
+class KitCreateRequest(Request):
+    name: str
+    trigger_token: str
+    class_noun: str
+    description: str = ""
+
+
+class TrainRequest(Request):
+    """One-click training: every setting left as None comes from the preset for the base model."""
+
+    kit_id: int = Field(gt=0)
+    max_train_steps: int | None = Field(None, ge=1, le=100_000)
+    rank: int | None = Field(None, ge=1, le=256)
+    learning_rate: float | None = Field(None, gt=0, le=1.0)
+    train_batch_size: int | None = Field(None, ge=1, le=64)
+    resolution: int | None = Field(None, ge=64, le=2048)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
+    optimizer: str = Field("adamw8bit", pattern="^(adamw8bit|adamw)$")
+    name: str | None = Field(None, min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+    @field_validator("learning_rate")
+    @classmethod
+    def _finite_lr(cls, v: float | None) -> float | None:
+        if v is not None and not math.isfinite(v):
+            raise ValueError("must be a finite number")
+        return v
+
+    @field_validator("resolution")
+    @classmethod
+    def _multiple_of_8(cls, v: int | None) -> int | None:
+        if v is not None and v % 8:
+            raise ValueError("must be a multiple of 8")
+        return v
+
+
+class LoraChoice(Frozen):
+    lora_id: int = Field(gt=0)
+    weight: float = Field(1.0, ge=-4.0, le=4.0)
+
+
+class GenerateRequest(Request):
+    prompt: str = Field(min_length=1)
+    negative_prompt: str = ""
+    kit_id: int | None = Field(None, gt=0)
+    loras: tuple[LoraChoice, ...] = ()
+    scheduler: str = "Euler"
+    num_inference_steps: int = Field(20, ge=1, le=150)
+    guidance_scale: float = Field(7.0, ge=0.0, le=30.0)
+    width: int | None = Field(None, ge=64, le=2048)
+    height: int | None = Field(None, ge=64, le=2048)
+    seed: int = Field(-1, ge=-1, le=MAX_SEED, description="-1 picks a random seed (recorded)")
+    batch_size: int = Field(1, ge=1, le=8)
+
+    @field_validator("prompt")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("is empty; describe the image you want")
+        return v
+
+    @field_validator("guidance_scale")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("must be a finite number")
+        return v
+
+    @field_validator("width", "height")
+    @classmethod
+    def _multiple_of_8(cls, v: int | None) -> int | None:
+        if v is not None and v % 8:
+            raise ValueError(f"must be a multiple of 8 (try {max(64, v - v % 8)})")
+        return v
+
+    @field_validator("scheduler")
+    @classmethod
+    def _known_scheduler(cls, v: str) -> str:
+        if v not in SCHEDULER_NAMES:
+            raise ValueError(f"unknown scheduler; choose one of {', '.join(SCHEDULER_NAMES)}")
+        return v
+
+
+class KitView(Frozen):
+    id: int
+    slug: str
+    name: str
+    trigger_token: str
+    class_noun: str
+    description: str
+    photo_count: int
+    created_at: datetime
+
+
+class AssetView(Frozen):
+    id: int
+    kit_id: int
+    kind: str
+    label: str
+    width: int
+    height: int
+    caption: str
+    blob_sha256: str
+    warnings: tuple[str, ...] = ()
+
+
+class LoraView(Frozen):
+    id: int
+    name: str
+    kit_id: int | None
+    training_run_id: int | None
+    sha256: str
+    short_hash: str
+    rank: int
+    alpha: float
+    base_model_ref: str
+    trigger_phrase: str
+    created_at: datetime
+
+
+class TrainingRunView(Frozen):
+    id: int
+    kit_id: int
+    job_id: int | None
+    status: str
+    steps: int
+    final_loss: float | None
+    first_loss: float | None
+    elapsed_s: float | None
+    error: str | None
+    lora: LoraView | None
+
+
+class TrainPresetView(Frozen):
+    """The settings one click uses for the current base model (a row of the preset table)."""
+
+    name: str
+    max_train_steps: int
+    rank: int
+    learning_rate: float
+    train_batch_size: int
+    resolution: int
+
+
+class TrainProgressView(Frozen):
+    step: int
+    total_steps: int
+    loss: float
+
+
+class GeneratedImageView(Frozen):
+    generation_id: int
+    index: int
+    seed: int
+    blob_sha256: str
+    pixel_sha256: str
+    parameters: str
+
+
+class AppliedLoraView(Frozen):
+    lora_id: int
+    name: str
+    weight: float
+
+
+class GenerationView(Frozen):
+    id: int
+    created_at: datetime
+    parent_id: int | None
+    kit_id: int | None
+    prompt: str
+    negative_prompt: str
+    model_ref: str
+    model_hash: str
+    scheduler: str
+    num_inference_steps: int
+    guidance_scale: float
+    width: int
+    height: int
+    seed: int
+    loras: tuple[AppliedLoraView, ...]
+    images: tuple[GeneratedImageView, ...]
+    warnings: tuple[str, ...] = ()
+
+
+class ModelInfoView(Frozen):
+    ref: str
+    name: str
+    kind: str
+    family: str
+    short_hash: str
+    is_placeholder: bool
+    default_size: int
+
+
+class DoctorCheck(Frozen):
+    name: str
+    ok: bool
+    detail: str
+
+
+class DoctorReport(Frozen):
+    checks: tuple[DoctorCheck, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)

@@ -1,0 +1,53 @@
+"""Train: one click trains a LoRA on the selected kit and registers it."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from studio.schemas import TrainRequest
+from studio.ui.state import get_studio
+from studio.ui.widgets import attempt, model_banner
+
+studio = get_studio()
+st.title("Train a brand LoRA")
+model_banner(studio)
+kits = attempt(studio.list_kits) or []
+if not kits:
+    st.info("Create a brand kit with a few photos first (Brand kits page).")
+    st.stop()
+ids = [k.id for k in kits]
+current = st.session_state.get("kit_id")
+kit = st.selectbox("Kit", kits, index=ids.index(current) if current in ids else 0, format_func=lambda k: k.name)
+st.session_state["kit_id"] = kit.id
+
+preset = attempt(studio.training_preset)
+if preset is None:
+    st.stop()
+with st.expander(f"Settings (preset: {preset.name})"):
+    steps = st.number_input("Steps", min_value=1, max_value=100_000, value=preset.max_train_steps)
+    rank = st.number_input("Rank", min_value=1, max_value=256, value=preset.rank)
+    lr = st.number_input("Learning rate", min_value=1e-6, max_value=1.0, value=preset.learning_rate, format="%.6f")
+    batch = st.number_input("Batch size", min_value=1, max_value=64, value=preset.train_batch_size)
+    seed = st.number_input("Seed", min_value=0, max_value=2**32 - 1, value=0)
+
+if st.button("Train LoRA", type="primary", disabled=kit.photo_count == 0):
+    bar = st.progress(0.0, text="Starting...")
+
+    def on_progress(p):  # type: ignore[no-untyped-def]
+        bar.progress(p.step / p.total_steps, text=f"Step {p.step}/{p.total_steps} · loss {p.loss:.4f}")
+
+    run = attempt(lambda: studio.train_lora(
+        TrainRequest.of(kit_id=kit.id, max_train_steps=int(steps), rank=int(rank), learning_rate=float(lr),
+                        train_batch_size=int(batch), seed=int(seed)),
+        on_progress,
+    ))
+    if run is not None and run.lora is not None:
+        st.success(f"Trained LoRA '{run.lora.name}' in {run.steps} steps "
+                   f"(loss {run.first_loss:.4f} -> {run.final_loss:.4f}).")
+
+st.subheader("LoRAs of this kit")
+loras = attempt(lambda: studio.list_loras(kit.id)) or []
+if not loras:
+    st.caption("None yet.")
+for lora in loras:
+    st.text(f"{lora.name} · rank {lora.rank} · hash {lora.short_hash} · trigger '{lora.trigger_phrase}'")

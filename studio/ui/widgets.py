@@ -1,0 +1,54 @@
+"""Small shared UI pieces. User text is shown with st.text/st.code (never as HTML)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import streamlit as st
+
+from studio.api import Studio
+from studio.errors import StudioError
+from studio.schemas import GenerationView
+
+T = TypeVar("T")
+
+
+def model_banner(studio: Studio) -> None:
+    try:
+        info = studio.model_info()
+    except StudioError as exc:
+        st.error(f"Base model problem: {exc}")
+        st.stop()
+    if info.is_placeholder:
+        st.info(
+            "You are using the **built-in placeholder model** (random weights): it draws coloured noise, "
+            "so you can try every step offline. For real images set `BRAND_STUDIO_BASE_MODEL` to a Stable "
+            "Diffusion model (hub id, local diffusers folder, or a single-file `.safetensors`) and restart.",
+            icon=":material/info:",
+        )
+
+
+def attempt(action: Callable[[], T]) -> T | None:
+    """Run a facade call; a StudioError becomes a readable st.error (no stack trace)."""
+    try:
+        return action()
+    except StudioError as exc:
+        st.error(str(exc))
+        return None
+
+
+def show_generation(studio: Studio, gen: GenerationView, *, key_prefix: str) -> None:
+    st.caption(f"Generation {gen.id} · seed {gen.seed} · {gen.width}x{gen.height} · {gen.scheduler} · "
+               f"{gen.num_inference_steps} steps · CFG {gen.guidance_scale:g}")  # fmt: skip
+    for w in gen.warnings:
+        st.warning(w)
+    cols = st.columns(max(1, min(4, len(gen.images))))
+    for i, img in enumerate(gen.images):
+        with cols[i % len(cols)]:
+            data = studio.read_blob(img.blob_sha256)
+            st.image(data, caption=f"seed {img.seed}", width="stretch")
+            st.download_button("Download PNG", data, file_name=f"gen{gen.id}-{img.index}-{img.seed}.png",
+                               mime="image/png", key=f"{key_prefix}-dl-{gen.id}-{img.index}")  # fmt: skip
+            with st.expander("Recipe (A1111 parameters)"):
+                st.code(img.parameters, language=None)
