@@ -7,6 +7,7 @@ import streamlit as st
 from studio.api import Studio, open_studio
 from studio.errors import StudioError
 from studio.settings import Settings
+from studio.ui.widgets import plain
 
 
 @st.cache_resource(show_spinner="Opening the studio...")
@@ -19,6 +20,6 @@ def get_studio() -> Studio:
     try:
         return _open(Settings().model_dump_json())
     except StudioError as exc:
-        st.error(f"The studio cannot open its data: {exc}")
+        st.error("The studio cannot open its data: " + plain(str(exc)))
         st.stop()
         raise  # st.stop() raises; this keeps type checkers honest

@@ -12,13 +12,20 @@ from studio.errors import StudioError
 from studio.schemas import GenerationView
 
 T = TypeVar("T")
+MARKDOWN_SPECIALS = set("\\`*_{}[]()#+-.!|<>$~:&")
+
+
+def plain(text: str) -> str:
+    """User text made inert inside Streamlit markdown (st.success/st.error/...): no links, HTML,
+    LaTeX (``$``), emoji or colour shortcodes (``:red[...]``) can be injected."""
+    return "".join("\\" + ch if ch in MARKDOWN_SPECIALS else ch for ch in text)
 
 
 def model_banner(studio: Studio) -> None:
     try:
         info = studio.model_info()
     except StudioError as exc:
-        st.error(f"Base model problem: {exc}")
+        st.error("Base model problem: " + plain(str(exc)))
         st.stop()
     if info.is_placeholder:
         st.info(
@@ -34,7 +41,7 @@ def attempt(action: Callable[[], T]) -> T | None:
     try:
         return action()
     except StudioError as exc:
-        st.error(str(exc))
+        st.error(plain(str(exc)))
         return None
 
 
@@ -42,8 +49,8 @@ def show_generation(studio: Studio, gen: GenerationView, *, key_prefix: str) -> 
     st.caption(f"Generation {gen.id} · seed {gen.seed} · {gen.width}x{gen.height} · {gen.scheduler} · "
                f"{gen.num_inference_steps} steps · CFG {gen.guidance_scale:g}")  # fmt: skip
     for w in gen.warnings:
-        st.warning(w)
-    cols = st.columns(max(1, min(4, len(gen.images))))
+        st.warning(plain(w))
+    cols = st.columns(4)  # a fixed grid keeps small images at a sane size
     for i, img in enumerate(gen.images):
         with cols[i % len(cols)]:
             data = studio.read_blob(img.blob_sha256)

@@ -6,7 +6,7 @@ import streamlit as st
 
 from studio.schemas import KitCreateRequest, UploadedFile
 from studio.ui.state import get_studio
-from studio.ui.widgets import attempt
+from studio.ui.widgets import attempt, plain
 
 studio = get_studio()
 st.title("Brand kits")
@@ -28,7 +28,7 @@ with st.form("create_kit", clear_on_submit=False):
         ))
         if kit is not None:
             st.session_state["kit_id"] = kit.id
-            st.success(f"Created kit '{kit.name}' with {kit.photo_count} photos.")
+            st.success(f"Created kit '{plain(kit.name)}' with {kit.photo_count} photos.")
 
 kits = attempt(studio.list_kits) or []
 if not kits:
@@ -50,7 +50,7 @@ if more and st.button("Add these photos"):
         st.success(f"Added {len(added)} photos.")
         for a in added:
             for w in a.warnings:
-                st.warning(f"{a.label}: {w}")
+                st.warning(plain(f"{a.label}: {w}"))
 
 assets = attempt(lambda: studio.list_assets(kit.id)) or []
 cols = st.columns(4)

@@ -6,7 +6,7 @@ import streamlit as st
 
 from studio.schemas import TrainRequest
 from studio.ui.state import get_studio
-from studio.ui.widgets import attempt, model_banner
+from studio.ui.widgets import attempt, model_banner, plain
 
 studio = get_studio()
 st.title("Train a brand LoRA")
@@ -42,7 +42,7 @@ if st.button("Train LoRA", type="primary", disabled=kit.photo_count == 0):
         on_progress,
     ))
     if run is not None and run.lora is not None:
-        st.success(f"Trained LoRA '{run.lora.name}' in {run.steps} steps "
+        st.success(f"Trained LoRA '{plain(run.lora.name)}' in {run.steps} steps "
                    f"(loss {run.first_loss:.4f} -> {run.final_loss:.4f}).")
 
 st.subheader("LoRAs of this kit")
