@@ -27,7 +27,7 @@ from brand_kits.errors import (
     UnsupportedImageFormat,
 )
 from brand_kits.labels import safe_label
-from brand_kits.pixels import Rgb, to_rgb
+from brand_kits.pixels import Rgb, alpha_mask, to_rgb, to_rgba
 from brand_kits.signatures import sniff_format
 
 logger = logging.getLogger(__name__)
@@ -57,6 +57,8 @@ class IngestLimits:
     max_bytes: int = 50 * 1024 * 1024
     min_side: int = 64
     max_files: int = 200
+    #: The side the chosen base model trains at (512 for SD 1.x, 1024 for SDXL): smaller gets a warning.
+    recommended_side: int = SD1_TRAIN_SIDE
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ class ValidatedImage:
     source_format: str
     label: str
     warnings: tuple[str, ...]
+    #: The upload's transparency as an L-mode PNG (kept for masked training/overlays), if it had any.
+    mask_png: bytes | None = None
 
 
 def validate_image(
@@ -74,14 +78,18 @@ def validate_image(
     filename: str,
     limits: IngestLimits = IngestLimits(),  # noqa: B008 - frozen dataclass, safe as a default
     background: Rgb = (255, 255, 255),
+    *,
+    keep_alpha: bool = False,
 ) -> ValidatedImage:
-    """Check an upload and return it as upright, 8-bit RGB PNG bytes (deterministic, no metadata).
+    """Check an upload and return it as upright, 8-bit PNG bytes (deterministic, no metadata).
 
+    Photos become RGB composited onto ``background`` (their alpha is kept separately as
+    ``mask_png``); with ``keep_alpha`` (logos) the PNG is RGBA with its transparency intact.
     Raises a :class:`KitError` subclass with a user-readable message when the file is refused.
     """
     label = safe_label(filename)
     try:
-        result = _validate(bytes(data), label, limits, _check_background(background))
+        result = _validate(bytes(data), label, limits, _check_background(background), keep_alpha)
     except KitError as exc:
         logger.info("refused upload %r: %s", label, exc)
         raise
@@ -95,7 +103,7 @@ def _check_background(background: Rgb) -> Rgb:
     return (background[0], background[1], background[2])
 
 
-def _validate(data: bytes, label: str, limits: IngestLimits, background: Rgb) -> ValidatedImage:
+def _validate(data: bytes, label: str, limits: IngestLimits, background: Rgb, keep_alpha: bool) -> ValidatedImage:
     # 1. Byte-level checks, before any parsing.
     if not data:
         raise InvalidImage.because("the file is empty")
@@ -113,14 +121,15 @@ def _validate(data: bytes, label: str, limits: IngestLimits, background: Rgb) ->
     notes = _decoder_notes(caught)
     if animated:
         notes.append("the image is animated; only its first frame is used")
-    # 3. 8-bit sRGB RGB on the brand background.
-    rgb, pixel_notes = to_rgb(upright, background)
+    # 3. 8-bit sRGB: RGB on the brand background (alpha kept as a mask), or RGBA for logos.
+    mask = alpha_mask(upright)
+    rgb, pixel_notes = to_rgba(upright) if keep_alpha else to_rgb(upright, background)
     notes.extend(pixel_notes)
     width, height = rgb.size
-    if min(width, height) < SD1_TRAIN_SIDE:
+    side = limits.recommended_side
+    if min(width, height) < side:
         notes.append(
-            f"smaller than {SD1_TRAIN_SIDE} px: SD 1.x trains at {SD1_TRAIN_SIDE}; results may be soft "
-            f"({width}x{height})"
+            f"smaller than {side} px, the size the base model trains at; results may be soft ({width}x{height})"
         )
     # 4. Re-encode with no metadata (PNG's writer would copy icc_profile/transparency from .info) and
     #    fixed settings -> identical bytes for identical input. Level 3 is zlib's fast path: about 4x
@@ -128,7 +137,12 @@ def _validate(data: bytes, label: str, limits: IngestLimits, background: Rgb) ->
     rgb.info = {}
     buffer = BytesIO()
     rgb.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-    return ValidatedImage(buffer.getvalue(), width, height, source_format, label, tuple(notes))
+    mask_png = None
+    if mask is not None and not keep_alpha:
+        mask_buffer = BytesIO()
+        mask.save(mask_buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+        mask_png = mask_buffer.getvalue()
+    return ValidatedImage(buffer.getvalue(), width, height, source_format, label, tuple(notes), mask_png)
 
 
 def _decode(data: bytes, limits: IngestLimits) -> tuple[Image.Image, str]:

@@ -39,6 +39,22 @@ def to_rgb(image: Image.Image, background: Rgb) -> tuple[Image.Image, list[str]]
     return managed if managed.mode == "RGB" else managed.convert("RGB"), warnings
 
 
+def to_rgba(image: Image.Image) -> tuple[Image.Image, list[str]]:
+    """8-bit sRGB ``RGBA`` with the original transparency kept (for logos), plus warnings."""
+    warnings: list[str] = []
+    managed = _to_srgb(_expand_mode(image, warnings), image.info.get("icc_profile"), warnings)
+    return managed.convert("RGBA"), warnings
+
+
+def alpha_mask(image: Image.Image) -> Image.Image | None:
+    """The image's alpha as an ``L`` mask, or None when it is fully opaque (or has no alpha)."""
+    has_alpha = image.mode in ("LA", "RGBA", "PA", "La", "RGBa") or "transparency" in image.info
+    if not has_alpha:
+        return None
+    mask = image.convert("RGBA").getchannel("A")
+    return None if mask.getextrema() == (255, 255) else mask
+
+
 def _expand_mode(image: Image.Image, warnings: list[str]) -> Image.Image:
     """Any decoded mode -> one of L, LA, RGB, RGBA, CMYK (8 bits per sample)."""
     if image.mode in _WIDE_GRAY_MODES:

@@ -20,13 +20,12 @@ from storage.errors import (
     StorageError,
     StorageFull,
 )
+from storage.kits import AssetRepo, KitRepo, KitVersionRepo
 from storage.migrate import HEAD, MigrationReport, check_integrity, current_revision, upgrade_to_head
 from storage.repos import (
-    AssetRepo,
     BlobRepo,
     GenerationRepo,
     JobRepo,
-    KitRepo,
     LoraRepo,
     TrainingRunRepo,
 )
@@ -45,6 +44,7 @@ __all__ = [
     "IntegrityViolation",
     "JobRepo",
     "KitRepo",
+    "KitVersionRepo",
     "LoraRepo",
     "MigrationReport",
     "ReadOnlyStorage",

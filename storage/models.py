@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Dialect,
@@ -100,6 +101,10 @@ class BrandKit(Base):
     trigger_token: Mapped[str] = mapped_column(String(64), nullable=False)
     class_noun: Mapped[str] = mapped_column(String(64), nullable=False)
     description: Mapped[str] = mapped_column(Text, default="", nullable=False)
+    #: Transparent pixels of uploads are composited onto this colour ("#RRGGBB"). (0002)
+    background_color: Mapped[str] = mapped_column(String(7), default="#FFFFFF", nullable=False)
+    #: brand_kits.StyleGuide.to_dict(): palette, fonts, tone words, do's, don'ts, terms. (0002)
+    style_guide: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), default=utcnow, onupdate=utcnow, nullable=False
@@ -107,6 +112,7 @@ class BrandKit(Base):
     assets: Mapped[list[KitAsset]] = relationship(
         back_populates="kit", cascade="all, delete-orphan", order_by="KitAsset.id"
     )
+    __table_args__ = (UniqueConstraint("trigger_token", name="uq_brand_kits_trigger_token"),)
 
 
 class KitAsset(Base):
@@ -121,6 +127,16 @@ class KitAsset(Base):
     width: Mapped[int] = mapped_column(Integer, nullable=False)
     height: Mapped[int] = mapped_column(Integer, nullable=False)
     caption: Mapped[str] = mapped_column(Text, default="", nullable=False)
+    # Rights ledger (0002): where the photo came from, under which licence, and whether the people or
+    # owners shown consented. Carried into the LoRA's metadata.
+    source: Mapped[str] = mapped_column(String(500), default="", nullable=False)
+    licence: Mapped[str] = mapped_column(String(100), default="", nullable=False)
+    consent: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    #: The upload's alpha channel as an L-mode PNG blob, when it had transparency. (0002)
+    mask_sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"), nullable=True)
+    #: 64-bit perceptual hash (16 hex) for near-duplicate warnings. (0002)
+    phash: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    warnings: Mapped[list[str]] = mapped_column(JSON, default=list, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
     kit: Mapped[BrandKit] = relationship(back_populates="assets")
     __table_args__ = (
@@ -128,6 +144,36 @@ class KitAsset(Base):
         CheckConstraint("kind in ('photo', 'logo')", name="ck_kit_assets_kind"),
         CheckConstraint("width > 0 and height > 0", name="ck_kit_assets_size"),
     )
+
+
+class KitVersion(Base):
+    """An immutable snapshot of a kit (identity, style guide, photos, captions, rights). (0002)
+
+    Training always uses a version, so a LoRA names exactly what it learned from. ``manifest`` is
+    brand_kits.KitSnapshot.to_dict(); the blobs it names are pinned in ``kit_version_blobs``.
+    """
+
+    __tablename__ = "kit_versions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kit_id: Mapped[int] = mapped_column(ForeignKey("brand_kits.id", ondelete="RESTRICT"), nullable=False)
+    number: Mapped[int] = mapped_column(Integer, nullable=False)
+    manifest: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    manifest_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    __table_args__ = (
+        UniqueConstraint("kit_id", "number", name="uq_kit_versions_kit_id_number"),
+        CheckConstraint("number > 0", name="ck_kit_versions_number"),
+    )
+
+
+class KitVersionBlob(Base):
+    """A blob a kit version needs (photo, logo or mask): blob GC keeps it while the version exists."""
+
+    __tablename__ = "kit_version_blobs"
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("kit_versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    blob_sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"), primary_key=True)
 
 
 class Job(Base):
@@ -167,6 +213,9 @@ class TrainingRun(Base):
         ForeignKey("brand_kits.id", ondelete="RESTRICT"), nullable=False, index=True
     )
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), nullable=True)
+    kit_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("kit_versions.id", ondelete="RESTRICT"), nullable=True
+    )
     status: Mapped[str] = mapped_column(String(16), default="queued", nullable=False)
     base_model_ref: Mapped[str] = mapped_column(String(500), nullable=False)
     config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
@@ -192,6 +241,9 @@ class LoraAdapter(Base):
     )
     training_run_id: Mapped[int | None] = mapped_column(
         ForeignKey("training_runs.id", ondelete="SET NULL"), nullable=True
+    )
+    kit_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("kit_versions.id", ondelete="RESTRICT"), nullable=True
     )
     blob_sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"), nullable=False)
     base_model_ref: Mapped[str] = mapped_column(String(500), nullable=False)

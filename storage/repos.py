@@ -21,11 +21,11 @@ from storage.errors import RowNotFound, StorageError
 from storage.jobs import FINAL_STATUSES, JOB_STATUSES, JobRepo, JobStatus
 from storage.models import (
     Blob,
-    BrandKit,
     Generation,
     GenerationImage,
     GenerationLora,
     KitAsset,
+    KitVersionBlob,
     LoraAdapter,
     TrainingRun,
     utcnow,
@@ -33,12 +33,10 @@ from storage.models import (
 
 __all__ = [
     "AssetKind",
-    "AssetRepo",
     "BlobRepo",
     "GenerationRepo",
     "JobRepo",
     "JobStatus",
-    "KitRepo",
     "LoraRepo",
     "TrainingRunRepo",
 ]
@@ -115,79 +113,11 @@ class BlobRepo:
 def _referenced() -> Subquery:
     return union(
         select(KitAsset.blob_sha256),
+        select(KitAsset.mask_sha256).where(KitAsset.mask_sha256.is_not(None)),
+        select(KitVersionBlob.blob_sha256),
         select(LoraAdapter.blob_sha256),
         select(GenerationImage.blob_sha256),
     ).subquery()
-
-
-class KitRepo:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-    def create(
-        self, slug: str, name: str, trigger_token: str, class_noun: str, description: str = ""
-    ) -> BrandKit:
-        kit = BrandKit(
-            slug=slug, name=name, trigger_token=trigger_token, class_noun=class_noun, description=description
-        )
-        self.session.add(kit)
-        self.session.flush()
-        return kit
-
-    def get(self, id: int) -> BrandKit | None:
-        return self.session.get(BrandKit, id, options=[selectinload(BrandKit.assets)])
-
-    def get_by_slug(self, slug: str) -> BrandKit | None:
-        query = select(BrandKit).where(BrandKit.slug == slug).options(selectinload(BrandKit.assets))
-        return self.session.scalars(query).one_or_none()
-
-    def list(self) -> builtins.list[BrandKit]:
-        """All kits by name (their ``assets`` are not loaded: use AssetRepo.list_for_kit)."""
-        query = select(BrandKit).order_by(BrandKit.name, BrandKit.id)
-        return builtins.list(self.session.scalars(query).all())
-
-
-class AssetRepo:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-    def add(
-        self,
-        kit_id: int,
-        blob_sha256: str,
-        kind: AssetKind,
-        original_name: str,
-        width: int,
-        height: int,
-        caption: str = "",
-    ) -> KitAsset:
-        """Add a photo/logo to a kit; the same (kit, blob, kind) again returns the existing row."""
-        asset, _ = _insert_or_get(
-            self.session,
-            KitAsset(
-                kit_id=kit_id,
-                blob_sha256=blob_sha256,
-                kind=kind,
-                original_name=original_name,
-                width=width,
-                height=height,
-                caption=caption,
-            ),
-            lambda: self._find(kit_id, blob_sha256, kind),
-        )
-        return asset
-
-    def _find(self, kit_id: int, blob_sha256: str, kind: str) -> KitAsset | None:
-        query = select(KitAsset).where(
-            KitAsset.kit_id == kit_id, KitAsset.blob_sha256 == blob_sha256, KitAsset.kind == kind
-        )
-        return self.session.scalars(query).one_or_none()
-
-    def list_for_kit(self, kit_id: int, kind: AssetKind | None = None) -> builtins.list[KitAsset]:
-        query = select(KitAsset).where(KitAsset.kit_id == kit_id)
-        if kind is not None:
-            query = query.where(KitAsset.kind == kind)
-        return builtins.list(self.session.scalars(query.order_by(KitAsset.id)).all())
 
 
 class TrainingRunRepo:
@@ -195,11 +125,17 @@ class TrainingRunRepo:
         self.session = session
 
     def create(
-        self, kit_id: int, base_model_ref: str, config: Mapping[str, Any], job_id: int | None = None
+        self,
+        kit_id: int,
+        base_model_ref: str,
+        config: Mapping[str, Any],
+        job_id: int | None = None,
+        kit_version_id: int | None = None,
     ) -> TrainingRun:
         run = TrainingRun(
-            kit_id=kit_id, base_model_ref=base_model_ref, config=dict(config), job_id=job_id, status="queued"
-        )
+            kit_id=kit_id, base_model_ref=base_model_ref, config=dict(config), job_id=job_id, status="queued",
+            kit_version_id=kit_version_id,
+        )  # fmt: skip
         self.session.add(run)
         self.session.flush()
         return run
@@ -256,8 +192,10 @@ class LoraRepo:
         kit_id: int | None = None,
         training_run_id: int | None = None,
         trigger_phrase: str = "",
+        kit_version_id: int | None = None,
     ) -> LoraAdapter:
         lora = LoraAdapter(
+            kit_version_id=kit_version_id,
             name=name,
             blob_sha256=blob_sha256,
             base_model_ref=base_model_ref,

@@ -19,7 +19,7 @@ from kit_images import (
 )
 from PIL import Image, ImageCms
 
-from brand_kits import KitError, ValidatedImage, validate_image
+from brand_kits import IngestLimits, KitError, ValidatedImage, validate_image
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 BRAND_BG = (12, 34, 200)
@@ -261,9 +261,27 @@ def test_result_fields_and_small_image_warning() -> None:
     assert isinstance(result, ValidatedImage)
     assert (result.width, result.height, result.source_format) == (300, 700, "WebP")
     assert result.label == "Bottle 1.webp"
-    assert any("smaller than 512 px: SD 1.x trains at 512; results may be soft" in n for n in result.warnings)
+    assert any("smaller than 512 px, the size the base model trains at" in n for n in result.warnings)
     big = validate_image(encode(photo(640, 512), "PNG"), "big.png")
     assert big.warnings == ()
+    sdxl = validate_image(encode(photo(640, 512), "PNG"), "big.png", IngestLimits(recommended_side=1024))
+    assert any("smaller than 1024 px" in n for n in sdxl.warnings)
+
+
+def test_alpha_is_kept_as_a_mask_for_photos_and_in_place_for_logos() -> None:
+    rgba = Image.new("RGBA", (96, 96), (200, 30, 30, 0))
+    rgba.paste((200, 30, 30, 255), (24, 24, 72, 72))
+    photo_result = validate_image(encode(rgba, "PNG"), "product.png", background=(0, 0, 255))
+    assert photo_result.mask_png is not None
+    mask = Image.open(BytesIO(photo_result.mask_png))
+    assert mask.mode == "L" and mask.getpixel((0, 0)) == 0 and mask.getpixel((48, 48)) == 255
+    assert tuple(decode(photo_result.png_bytes)[0, 0]) == (0, 0, 255)
+    logo = validate_image(encode(rgba, "PNG"), "logo.png", keep_alpha=True)
+    logo_img = Image.open(BytesIO(logo.png_bytes))
+    assert logo_img.mode == "RGBA" and logo_img.getpixel((0, 0))[3] == 0
+    assert logo_img.getpixel((48, 48)) == (200, 30, 30, 255) and logo.mask_png is None
+    opaque = validate_image(encode(photo(96, 96), "PNG"), "opaque.png")
+    assert opaque.mask_png is None
 
 
 def test_animated_png_uses_the_first_frame_and_says_so() -> None:

@@ -22,12 +22,12 @@ def _slugs(db_url: str) -> list[str]:
 
 def test_backup_of_a_live_database_and_listing(db: Database, db_path: Path, tmp_path: Path) -> None:
     with db.session() as session:
-        KitRepo(session).create("acme", "Acme", "tok", "bottle")
+        KitRepo(session).create("acme", "Acme", "tok12", "bottle")
     backups = tmp_path / "backups"
     first = backup_sqlite(db_path, backups, "0001")
     os.utime(first, (1, 1))
     with db.session() as session:  # still writable while/after backing up
-        KitRepo(session).create("zeta", "Zeta", "tok", "shoe")
+        KitRepo(session).create("zeta", "Zeta", "tok13", "shoe")
     second = backup_sqlite(db_path, backups, "0001")
     (backups / ".tmp-half-written.sqlite3").write_bytes(b"partial")
     (backups / "other-20240101T000000Z-0001.sqlite3").write_bytes(b"another database's backup")
@@ -42,7 +42,7 @@ def test_restore_moves_the_damaged_file_aside(
     db: Database, db_path: Path, db_url: str, tmp_path: Path
 ) -> None:
     with db.session() as session:
-        KitRepo(session).create("acme", "Acme", "tok", "bottle")
+        KitRepo(session).create("acme", "Acme", "tok14", "bottle")
     backup = backup_sqlite(db_path, tmp_path / "backups", "0001")
     db.dispose()
     damaged = b"garbage that used to be a database" * 100

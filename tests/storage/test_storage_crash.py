@@ -23,12 +23,12 @@ _CHILD = textwrap.dedent(
     from storage import Database, JobRepo, KitRepo
     db = Database.open(sys.argv[1])
     with db.session() as s:
-        KitRepo(s).create("committed", "Committed", "tok", "cup")
+        KitRepo(s).create("committed", "Committed", "tok5", "cup")
     with db.session() as s:
         job = JobRepo(s).claim_next("doomed-worker", lease_s=1)
         assert job is not None
     with db.session() as s:
-        KitRepo(s).create("in-flight", "In flight", "tok", "cup")
+        KitRepo(s).create("in-flight", "In flight", "tok6", "cup")
         s.flush()  # the row is in the WAL, uncommitted, when the process dies
         os.kill(os.getpid(), signal.SIGKILL)
     """

@@ -116,8 +116,8 @@ def test_exception_rolls_back_everything_and_propagates(db: Database) -> None:
 
 def test_unique_slug_is_integrity_violation_and_nothing_written(db: Database, kit: BrandKit) -> None:
     with pytest.raises(IntegrityViolation, match=r"brand_kits\.slug already exists"), db.session() as session:
-        KitRepo(session).create("other", "Other", "tok", "cup")
-        KitRepo(session).create("acme", "Acme again", "tok", "cup")
+        KitRepo(session).create("other", "Other", "tok7", "cup")
+        KitRepo(session).create("acme", "Acme again", "tok8", "cup")
     with db.session(write=False) as session:
         assert [k.slug for k in KitRepo(session).list()] == ["acme"]
 
@@ -144,12 +144,12 @@ def test_database_full_is_storage_full_and_rolled_back(db: Database, kit: BrandK
         session.execute(text(f"PRAGMA max_page_count = {pages + 2}"))  # a "disk" with 2 pages free
         repo = KitRepo(session)
         for i in range(50):
-            repo.create(f"big-{i}", "Big", "tok", "cup", "x" * 4000)
+            repo.create(f"big-{i}", "Big", f"tok9_{i}", "cup", "x" * 4000)
     db.dispose()  # drop the connection with the artificial limit: "space was freed"
     with db.session(write=False) as session:
         assert [k.slug for k in KitRepo(session).list()] == ["acme"]
     with db.session() as session:  # the app recovers
-        KitRepo(session).create("after", "After", "tok", "cup")
+        KitRepo(session).create("after", "After", "tok10", "cup")
     assert _count(db, BrandKit) == 2
 
 
@@ -160,7 +160,7 @@ def test_read_only_database_is_read_only_storage(db: Database, db_path: Path, ki
         with read_only.session(write=False) as session:
             assert [k.slug for k in KitRepo(session).list()] == ["acme"]
         with pytest.raises(ReadOnlyStorage, match="read-only"), read_only.session() as session:
-            KitRepo(session).create("nope", "Nope", "tok", "cup")
+            KitRepo(session).create("nope", "Nope", "tok11", "cup")
     finally:
         read_only.dispose()
 

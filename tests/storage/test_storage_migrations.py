@@ -44,7 +44,7 @@ def _migrated_file(db_url: str, kits: int = 0) -> None:
     with database.session() as session:
         repo = KitRepo(session)
         for i in range(kits):
-            repo.create(f"kit-{i}", f"Kit {i}", "tok", "bottle", "x" * 200)
+            repo.create(f"kit-{i}", f"Kit {i}", f"tok1_{i}", "bottle", "x" * 200)
     database.dispose()  # checkpoints the WAL into the main file
 
 

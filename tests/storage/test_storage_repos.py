@@ -84,7 +84,7 @@ def test_same_upload_twice_concurrently_gives_one_blob_two_references(
     """Bad input 13: the same image uploaded by two sessions at once."""
     ref = store.put_bytes(b"the same photo")
     with db.session() as session:
-        kits = [KitRepo(session).create(f"kit-{i}", f"Kit {i}", "tok", "cup") for i in range(2)]
+        kits = [KitRepo(session).create(f"kit-{i}", f"Kit {i}", f"tok2_{i}", "cup") for i in range(2)]
     errors: list[BaseException] = []
     start = threading.Barrier(2)
 
@@ -318,11 +318,11 @@ def test_get_or_create_race_fallback_keeps_the_transaction_usable(db: Database, 
         return found
 
     with db.session() as session:
-        KitRepo(session).create("before", "Before", "tok", "cup")
+        KitRepo(session).create("before", "Before", "tok3", "cup")
         row, created = _insert_or_get(
             session, Blob(sha256=sha, size=9, media_type="image/png"), lambda: stale_then_real(session)
         )
-        KitRepo(session).create("after", "After", "tok", "cup")
+        KitRepo(session).create("after", "After", "tok4", "cup")
     assert not created and row.sha256 == sha and len(lookups) == 2
     with db.session(write=False) as session:  # work before and after the failed SAVEPOINT committed
         assert sorted(k.slug for k in KitRepo(session).list()) == ["after", "before"]
