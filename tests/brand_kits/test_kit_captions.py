@@ -27,14 +27,18 @@ def test_empty_caption() -> None:
         assert warning.startswith("caption is empty")
 
 
-def test_long_caption() -> None:
+def test_long_caption_is_measured_in_the_base_models_tokens() -> None:
+    def words_plus_markers(text: str) -> int:  # a whitespace tokenizer: one token per word + start/end
+        return len(text.split()) + 2
+
     caption = "a photo of sks bottle " + "on a table " * 40
-    [warning] = lint_caption(caption, "sks")
-    assert f"caption is {len(caption)} characters" in warning
-    assert lint_caption("sks " + "x" * 296, "sks") == []
+    [warning] = lint_caption(caption, "sks", token_count=words_plus_markers)
+    assert f"caption is {len(caption.split()) + 2} tokens; the base model reads only 77" in warning
+    assert lint_caption("sks " + "x " * 70, "sks", token_count=words_plus_markers) == []
+    assert lint_caption(caption, "sks") == []  # without a tokenizer there is no length to judge
 
 
 def test_multiline_caption() -> None:
     assert lint_caption("sks bottle\nsecond line", "sks") == [
-        "caption contains line breaks; write it as a single line"
+        "caption contains line breaks or control characters; write it as a single line"
     ]
