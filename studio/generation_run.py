@@ -27,12 +27,17 @@ def run_generation(
     parent_id: int | None,
     seeds: list[int] | None,
     model_ref: str | None = None,
+    composed: tuple[str, str] | None = None,
 ) -> GenerationView:
-    """1) model, 2) kit prompt, 3) LoRAs, 4) seeds, 5) render, 6) store files, 7) record the row."""
+    """1) model, 2) kit prompt, 3) LoRAs, 4) seeds, 5) render, 6) store files, 7) record the row.
+
+    ``composed`` (final prompt, final negative) replays a recorded recipe instead of composing anew.
+    """
     from studio.generation.engine import GenerationJob, LoraSpec
 
     model = studio.resolve(model_ref)
-    prompt, kit_id = _compose_prompt(studio, req)
+    prompt, negative = composed if composed is not None else _compose_prompt(studio, req)
+    kit_id = req.kit_id
     loras = _recipe_loras(studio, req.loras)
     width = req.width or model.default_size
     height = req.height or model.default_size
@@ -40,7 +45,7 @@ def run_generation(
         first = secrets.randbelow(MAX_SEED + 1) if req.seed == -1 else req.seed
         seeds = [(first + i) % (MAX_SEED + 1) for i in range(req.batch_size)]
     job = GenerationJob(
-        model_path=model.path, prompt=prompt, negative_prompt=req.negative_prompt, scheduler=req.scheduler,
+        model_path=model.path, prompt=prompt, negative_prompt=negative, scheduler=req.scheduler,
         num_inference_steps=req.num_inference_steps, guidance_scale=req.guidance_scale, width=width,
         height=height, seeds=tuple(seeds),
         loras=tuple(LoraSpec(key=f"l{x.sha256[:16]}", path=studio.lora_file(x.sha256), weight=x.weight) for x in loras),
@@ -51,7 +56,8 @@ def run_generation(
         raise errors.GenerationError(f"generation failed: {exc}") from exc
     recipe = make_recipe(
         model=RecipeModel(ref=model.ref, name=model.name, sha256=model.sha256, family=model.family),
-        prompt=prompt, negative_prompt=req.negative_prompt, user_prompt=req.prompt, scheduler=req.scheduler,
+        prompt=prompt, negative_prompt=negative, user_prompt=req.prompt, user_negative_prompt=req.negative_prompt,
+        scheduler=req.scheduler,
         num_inference_steps=req.num_inference_steps, guidance_scale=req.guidance_scale, width=width,
         height=height, seeds=seeds, loras=loras, kit_id=kit_id, app_version=_version(),
         warnings=output.warnings + (_placeholder_warning() if model.is_placeholder else []),
@@ -67,7 +73,7 @@ def run_generation(
             storage.BlobRepo(s).record(ref, "image/png")
         gen = storage.GenerationRepo(s).create(
             kit_id=kit_id, parent_id=parent_id, mode="txt2img", model_ref=model.ref, model_hash=model.sha256,
-            prompt=prompt, negative_prompt=req.negative_prompt, scheduler=req.scheduler,
+            prompt=prompt, negative_prompt=negative, scheduler=req.scheduler,
             num_inference_steps=req.num_inference_steps, guidance_scale=req.guidance_scale, width=width,
             height=height, seed=seeds[0], recipe=recipe, images=[row for _, row in stored],
             loras=[(x.id, x.weight) for x in loras],
@@ -90,33 +96,38 @@ def rerender(studio: Studio, generation_id: int, progress: StepProgressFn | None
             f"with hash {model.short_hash}; restore that model file to re-render exactly"
         )
     req = GenerateRequest.of(
-        prompt=recipe["user_prompt"], negative_prompt=recipe["negative_prompt"], kit_id=recipe["kit_id"],
+        prompt=recipe["user_prompt"], negative_prompt=recipe.get("user_negative_prompt", ""), kit_id=recipe["kit_id"],
         loras=tuple(LoraChoice(lora_id=x["id"], weight=x["weight"]) for x in recipe["loras"]),
         scheduler=recipe["scheduler"], num_inference_steps=recipe["num_inference_steps"],
         guidance_scale=recipe["guidance_scale"], width=recipe["width"], height=recipe["height"],
         seed=recipe["seed"], batch_size=recipe["batch_size"],
     )  # fmt: skip
-    view = run_generation(
-        studio, req, progress, parent_id=generation_id, seeds=list(recipe["seeds"]), model_ref=model.ref
+    return run_generation(
+        studio, req, progress, parent_id=generation_id, seeds=list(recipe["seeds"]), model_ref=model.ref,
+        composed=(recipe["prompt"], recipe["negative_prompt"]),
     )
-    if view.prompt != recipe["prompt"]:
-        raise errors.Conflict("the brand kit's prompt pieces changed since this image was made")
-    return view
 
 
-def _compose_prompt(studio: Studio, req: GenerateRequest) -> tuple[str, int | None]:
-    """The kit's trigger and class noun lead the prompt unless the user already wrote the trigger."""
-    prompt = req.prompt.strip()
-    if len(prompt) > studio.settings.max_prompt_chars:
-        raise errors.InvalidInput(
-            f"prompt is {len(prompt)} characters; the limit is {studio.settings.max_prompt_chars}", field="prompt"
-        )
+def _compose_prompt(studio: Studio, req: GenerateRequest) -> tuple[str, str]:
+    """Brand prompt composition: the kit's trigger and class noun lead (unless the user wrote the
+    trigger), the style guide's fragment follows, and its don'ts/banned terms join the negative."""
+    limit = studio.settings.max_prompt_chars
+    prompt, negative = req.prompt.strip(), req.negative_prompt.strip()
+    for field, text in (("prompt", prompt), ("negative_prompt", negative)):
+        if len(text) > limit:
+            raise errors.InvalidInput(f"{field} is {len(text)} characters; the limit is {limit}", field=field)
     if req.kit_id is None:
-        return prompt, None
+        return prompt, negative
     kit = studio.get_kit(req.kit_id)
-    if kit.trigger_token in prompt.split():
-        return prompt, kit.id
-    return f"{kit.trigger_token} {kit.class_noun}, {prompt}", kit.id
+    style = studio.get_style_guide(kit.id)
+    if kit.trigger_token not in prompt.replace(",", " ").split():
+        prompt = f"{kit.trigger_token} {kit.class_noun}, {prompt}"
+    if style.style_fragment:
+        prompt = f"{prompt}, {style.style_fragment}"
+    negatives = [negative] if negative else []
+    if style.negative_prompt:
+        negatives.append(style.negative_prompt)
+    return prompt, ", ".join(negatives)
 
 
 def _recipe_loras(studio: Studio, choices: tuple[LoraChoice, ...]) -> list[RecipeLora]:

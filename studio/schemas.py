@@ -50,6 +50,68 @@ class KitCreateRequest(Request):
     trigger_token: str
     class_noun: str
     description: str = ""
+    background_color: str = Field("#FFFFFF", pattern=r"^#[0-9A-Fa-f]{6}$",
+                                  description="transparent upload areas are filled with this colour")  # fmt: skip
+
+
+class PaletteEntry(Frozen):
+    hex: str
+    name: str = ""
+
+
+class StyleGuideRequest(Request):
+    """The structured style guide; brand_kits validates and normalises every field."""
+
+    palette: tuple[PaletteEntry, ...] = ()
+    fonts: tuple[str, ...] = ()
+    tone_words: tuple[str, ...] = ()
+    dos: tuple[str, ...] = ()
+    donts: tuple[str, ...] = ()
+    required_terms: tuple[str, ...] = ()
+    banned_terms: tuple[str, ...] = ()
+
+
+class StyleGuideView(StyleGuideRequest):
+    style_fragment: str = ""
+    negative_prompt: str = ""
+
+
+class SwatchView(Frozen):
+    hex: str
+    name: str
+    share: float
+
+
+class ExtractedStyleView(Frozen):
+    """What was found in an uploaded style guide: for the marketer to confirm, never saved as is."""
+
+    text_excerpt: str
+    colors: tuple[PaletteEntry, ...]
+    fonts: tuple[str, ...]
+    pages: int
+    warnings: tuple[str, ...]
+
+
+class CaptionBulkEdit(Request):
+    prefix: str = ""
+    suffix: str = ""
+    find: str = ""
+    replace: str = ""
+
+
+class RightsRequest(Request):
+    source: str = Field("", max_length=500)
+    licence: str = Field("", max_length=100)
+    consent: bool = False
+
+
+class KitVersionView(Frozen):
+    id: int
+    kit_id: int
+    number: int
+    manifest_sha256: str
+    photo_count: int
+    created_at: datetime
 
 
 class TrainRequest(Request):
@@ -136,6 +198,8 @@ class KitView(Frozen):
     description: str
     photo_count: int
     created_at: datetime
+    background_color: str = "#FFFFFF"
+    logo_count: int = 0
 
 
 class AssetView(Frozen):
@@ -148,6 +212,11 @@ class AssetView(Frozen):
     caption: str
     blob_sha256: str
     warnings: tuple[str, ...] = ()
+    caption_warnings: tuple[str, ...] = ()
+    mask_sha256: str | None = None
+    source: str = ""
+    licence: str = ""
+    consent: bool = False
 
 
 class LoraView(Frozen):
@@ -167,6 +236,7 @@ class LoraView(Frozen):
 class TrainingRunView(Frozen):
     id: int
     kit_id: int
+    kit_version: int | None = None
     job_id: int | None
     status: str
     steps: int

@@ -55,31 +55,34 @@ def preset_for(studio: Studio) -> TrainPresetView:
 def run_training(studio: Studio, req: TrainRequest, progress: TrainProgressFn | None) -> TrainingRunView:
     """1) kit + preset, 2) training folder + config, 3) job + run rows, 4) train, 5) register, 6) clean up."""
 
+    from studio import curation
+
     kit = studio.get_kit(req.kit_id)
-    assets = studio.list_assets(kit.id)
-    if not assets:
+    if kit.photo_count == 0:
         raise errors.InvalidInput("this brand kit has no photos yet; upload a few product photos first",
                                   field="kit_id")  # fmt: skip
     model = studio.resolve()
     preset = preset_for(studio)
+    version = curation.make_version(studio, kit.id)  # training always names an immutable snapshot
+    snap = curation.version_snapshot(studio, version.id)
     name = req.name or _next_name(studio, kit.slug)
     work = Path(tempfile.mkdtemp(prefix="train-", dir=studio.settings.work_dir))
     try:
-        config = _make_config(studio, req, preset, name, kit, assets, work)
-        return _train_and_register(studio, kit.id, model.ref, name, req, config, progress)
+        items = curation.training_items(studio, snap)
+        config = _make_config(studio, req, preset, name, snap, items, work)
+        config.metadata.update(curation.rights_metadata(snap))
+        config.metadata["ss_training_comment"] += f"; kit version {version.number} ({version.manifest_sha256[:12]})"
+        return _train_and_register(studio, kit.id, version.id, model.ref, name, req, config, progress)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
 def _make_config(
-    studio: Studio, req: TrainRequest, preset: TrainPresetView, name: str, kit: Any, assets: list[Any], work: Path
-) -> Any:
+    studio: Studio, req: TrainRequest, preset: TrainPresetView, name: str, kit: Any,
+    items: list[brand_kits.TrainingItem], work: Path,
+) -> Any:  # fmt: skip
     import training
 
-    items = [
-        brand_kits.TrainingItem(stem=f"photo_{a.id:06d}", png_bytes=studio.read_blob(a.blob_sha256), caption=a.caption)
-        for a in assets
-    ]  # fmt: skip
     data_dir = brand_kits.write_training_folder(items, work / "dataset")
     model = studio.resolve()
     rank = req.rank or preset.rank
@@ -87,14 +90,14 @@ def _make_config(
         pretrained_model=str(model.path), data_dir=str(data_dir), output_dir=str(work / "out"), output_name=name,
         resolution=req.resolution or preset.resolution, max_train_steps=req.max_train_steps or preset.max_train_steps,
         learning_rate=req.learning_rate or preset.learning_rate, rank=rank, alpha=float(rank),
-        train_batch_size=min(req.train_batch_size or preset.train_batch_size, len(assets)),
+        train_batch_size=min(req.train_batch_size or preset.train_batch_size, len(items)),
         optimizer="adamw" if req.optimizer == "adamw" else "adamw8bit", seed=req.seed,
         metadata=_lora_metadata(name, kit.trigger_token, kit.class_noun, model.name),
     )  # fmt: skip
 
 
 def _train_and_register(
-    studio: Studio, kit_id: int, base_ref: str, name: str, req: TrainRequest, config: Any,
+    studio: Studio, kit_id: int, version_id: int, base_ref: str, name: str, req: TrainRequest, config: Any,
     progress: TrainProgressFn | None,
 ) -> TrainingRunView:  # fmt: skip
     import training
@@ -103,12 +106,13 @@ def _train_and_register(
     with studio.db.session() as s:
         job, _ = storage.JobRepo(s).enqueue("train", {"kit_id": kit_id, "request": req.model_dump()})
         _start_job(job, owner)
-        run = storage.TrainingRunRepo(s).create(kit_id, base_ref, config.to_dict(), job_id=job.id)
+        run = storage.TrainingRunRepo(s).create(kit_id, base_ref, config.to_dict(), job_id=job.id,
+                                                kit_version_id=version_id)  # fmt: skip
         storage.TrainingRunRepo(s).mark(run.id, "running")
         run_id, job_id = run.id, job.id
     try:
         result = training.train(config, progress=_progress_bridge(studio, job_id, owner, progress))
-        return _register(studio, run_id, job_id, owner, kit_id, name, base_ref, config, result)
+        return _register(studio, run_id, job_id, owner, kit_id, version_id, name, base_ref, config, result)
     except training.TrainConfigError as exc:
         _fail(studio, run_id, job_id, owner, str(exc))
         raise errors.InvalidInput(f"training settings rejected: {exc}") from exc
@@ -166,7 +170,7 @@ def _progress_bridge(
 
 
 def _register(
-    studio: Studio, run_id: int, job_id: int, owner: str, kit_id: int, name: str, base_ref: str,
+    studio: Studio, run_id: int, job_id: int, owner: str, kit_id: int, version_id: int, name: str, base_ref: str,
     config: Any, result: Any,
 ) -> TrainingRunView:  # fmt: skip
     ref = studio.blobs.put_file(Path(result.lora_path))
@@ -178,11 +182,12 @@ def _register(
         storage.BlobRepo(s).record(ref, "application/x-safetensors")
         lora = storage.LoraRepo(s).create(
             name, ref.sha256, base_ref, config.rank, config.alpha, kit_id=kit_id, training_run_id=run_id,
-            trigger_phrase=config.metadata["modelspec.trigger_phrase"],
+            trigger_phrase=config.metadata["modelspec.trigger_phrase"], kit_version_id=version_id,
         )  # fmt: skip
         run = storage.TrainingRunRepo(s).mark(run_id, "succeeded", metrics=metrics)
         storage.JobRepo(s).finish(job_id, owner, "succeeded", result={"lora_id": lora.id, "training_run_id": run_id})
-        return run_view(run, lora_view(lora, studio._lora_short_hash(ref.sha256)))
+        number = storage.KitVersionRepo(s).get(version_id).number  # type: ignore[union-attr]
+        return run_view(run, lora_view(lora, studio._lora_short_hash(ref.sha256)), number)
 
 
 def _fail(studio: Studio, run_id: int, job_id: int, owner: str, message: str) -> None:

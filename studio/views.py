@@ -23,13 +23,16 @@ def kit_view(kit: Any, photo_count: int) -> KitView:
     return KitView(
         id=kit.id, slug=kit.slug, name=kit.name, trigger_token=kit.trigger_token, class_noun=kit.class_noun,
         description=kit.description, photo_count=photo_count, created_at=kit.created_at,
+        background_color=kit.background_color, logo_count=sum(1 for a in kit.assets if a.kind == "logo"),
     )  # fmt: skip
 
 
-def asset_view(asset: Any, warnings: tuple[str, ...] = ()) -> AssetView:
+def asset_view(asset: Any, caption_warnings: tuple[str, ...] = ()) -> AssetView:
     return AssetView(
         id=asset.id, kit_id=asset.kit_id, kind=asset.kind, label=asset.original_name, width=asset.width,
-        height=asset.height, caption=asset.caption, blob_sha256=asset.blob_sha256, warnings=tuple(warnings),
+        height=asset.height, caption=asset.caption, blob_sha256=asset.blob_sha256,
+        warnings=tuple(asset.warnings or ()), caption_warnings=tuple(caption_warnings),
+        mask_sha256=asset.mask_sha256, source=asset.source, licence=asset.licence, consent=asset.consent,
     )  # fmt: skip
 
 
@@ -41,11 +44,11 @@ def lora_view(row: Any, short_hash: str) -> LoraView:
     )  # fmt: skip
 
 
-def run_view(run: Any, lora: LoraView | None) -> TrainingRunView:
+def run_view(run: Any, lora: LoraView | None, kit_version: int | None = None) -> TrainingRunView:
     metrics = run.metrics or {}
     losses = metrics.get("losses") or []
     return TrainingRunView(
-        id=run.id, kit_id=run.kit_id, job_id=run.job_id, status=run.status, steps=int(metrics.get("steps", 0)),
+        id=run.id, kit_id=run.kit_id, kit_version=kit_version, job_id=run.job_id, status=run.status, steps=int(metrics.get("steps", 0)),
         final_loss=metrics.get("final_loss"), first_loss=losses[0] if losses else None,
         elapsed_s=metrics.get("elapsed_s"), error=run.error, lora=lora,
     )  # fmt: skip

@@ -33,8 +33,8 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def make_studio(tmp_path: Path, tiny_model_dir: Path) -> Iterator[Callable[..., Studio]]:
     opened: list[Studio] = []
 
-    def factory(**overrides: object) -> Studio:
-        data_dir = seed_data_dir(tmp_path / "data", tiny_model_dir)
+    def factory(name: str = "data", **overrides: object) -> Studio:
+        data_dir = seed_data_dir(tmp_path / name, tiny_model_dir)
         studio = open_studio(Settings(data_dir=data_dir, **overrides))
         opened.append(studio)
         return studio

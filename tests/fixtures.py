@@ -33,3 +33,27 @@ def product_photo(i: int, size: int = 96) -> bytes:
 
 def product_uploads(n: int = 4) -> list[UploadedFile]:
     return [UploadedFile(name=f"photo_{i}.png", data=product_photo(i)) for i in range(n)]
+
+
+def minimal_pdf(text: str = "Brand colours: Sunflower #F4C20D", rgb: tuple[float, float, float] = (0.12, 0.23, 0.58)) -> bytes:
+    """A small valid one-page PDF: a filled rectangle in ``rgb`` and a line of Helvetica-Bold text."""
+    stream = (f"{rgb[0]} {rgb[1]} {rgb[2]} rg 50 600 200 100 re f "
+              f"BT /F1 14 Tf 50 550 Td ({text}) Tj ET").encode()  # fmt: skip
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % off for off in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)

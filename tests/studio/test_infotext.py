@@ -43,6 +43,7 @@ def test_our_recipe_text_parses_back_to_the_recipe() -> None:
     recipe = make_recipe(
         model=RecipeModel(ref="builtin:tiny", name="builtin-tiny", sha256="ab" * 32, family="sd1"),
         prompt="acm_bottle bottle, on slate\nsecond line", negative_prompt="blurry, text", user_prompt="on slate",
+        user_negative_prompt="blurry, text",
         scheduler="DPM++ 2M Karras", num_inference_steps=25, guidance_scale=6.5, width=512, height=768,
         seeds=[7, 8], loras=[RecipeLora(id=1, name="acme-v1", sha256="cd" * 32, short_hash="0123456789ab", weight=0.75)],
         kit_id=1, app_version="0.1.0", warnings=[],
