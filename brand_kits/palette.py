@@ -1,10 +1,10 @@
 """Extract an image's dominant colours as named swatches with their share of the pixels.
 
 Steps: (1) decode through :func:`brand_kits.ingest.validate_image` (allowed formats only, pixel and
-byte limits, EXIF upright, 8-bit sRGB, transparency on white); (2) sample down to at most 128 px (nearest neighbour);
-(3) cluster with Pillow's median cut (deterministic) and take each cluster's exact mean colour;
-(4) merge clusters that look the same (CIEDE2000 < 8) and fold specks under 1 % into their nearest
-cluster; (5) name each swatch and sort by share, largest first.
+byte limits, EXIF upright, 8-bit sRGB, transparency on white); (2) sample down to at most 128 px by
+nearest neighbour; (3) cluster with Pillow's median cut (deterministic) and take each cluster's exact
+mean colour; (4) merge clusters that look the same (CIEDE2000 < 8) and fold specks under 1 % into
+their nearest cluster; (5) name each swatch and sort by share, largest first.
 """
 
 from __future__ import annotations

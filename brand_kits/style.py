@@ -233,19 +233,24 @@ def _dedupe(items: Iterable[str]) -> list[str]:
 
 
 def style_fragment(guide: StyleGuide) -> str:
-    """Prompt text: tone words, then the palette's colour names (banned terms never appear).
+    """Prompt text: tone words, then the palette's colour names; a banned term never appears.
 
     Example: ``"clean, minimal, premium, brand colours navy blue and sunflower yellow"``.
     """
 
-    def allowed(text: str) -> bool:
-        return not any(_contains(text, term) for term in guide.banned_terms)
+    def banned(text: str) -> bool:
+        return any(_contains(text, term) for term in guide.banned_terms)
 
-    parts = _dedupe(word for word in guide.tone_words if allowed(word))
-    names = _dedupe(color.name for color in guide.palette if allowed(color.name))
+    parts = _dedupe(word for word in guide.tone_words if not banned(word))
+    names = _dedupe(color.name for color in guide.palette if not banned(color.name))
     if names:
         noun = "brand colour" if len(names) == 1 else "brand colours"
-        parts.append(f"{noun} {_join_names(names)}")
+        with_colours = ", ".join([*parts, f"{noun} {_join_names(names)}"])
+        if not banned(with_colours):
+            return with_colours
+    # A banned term spans items (e.g. "brand colours", or "clean, minimal"): drop from the end.
+    while parts and banned(", ".join(parts)):
+        parts.pop()
     return ", ".join(parts)
 
 

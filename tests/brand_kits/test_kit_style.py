@@ -181,6 +181,21 @@ def test_style_fragment_never_contains_a_banned_term() -> None:
     assert find_banned_terms(fragment, guide) == []
 
 
+@pytest.mark.parametrize(
+    ("banned", "expected"),
+    [
+        (["brand colours"], "clean, minimal"),
+        (["clean, minimal"], "clean"),
+        (["minimal, brand"], "clean, minimal"),
+    ],
+)
+def test_style_fragment_avoids_banned_terms_spanning_items(banned: list[str], expected: str) -> None:
+    guide = make_style_guide(
+        tone_words=["clean", "minimal"], palette=["#1F3A93", "#F4C20D"], banned_terms=banned
+    )
+    assert style_fragment(guide) == expected
+
+
 def test_negative_prompt_joins_donts_and_banned_terms_once_in_order() -> None:
     assert negative_prompt(brand_guide()) == "clip art, watermark, cheap, best ever"
     assert negative_prompt(StyleGuide()) == ""
