@@ -59,3 +59,24 @@ def show_generation(studio: Studio, gen: GenerationView, *, key_prefix: str) -> 
                                mime="image/png", key=f"{key_prefix}-dl-{gen.id}-{img.index}")  # fmt: skip
             with st.expander("Recipe (A1111 parameters)"):
                 st.code(img.parameters, language=None)
+
+
+def swatch_strip(colors: list[tuple[str, str]], size: int = 56) -> bytes:
+    """A PNG of colour swatches (hex, name) drawn with Pillow: safe to show, no HTML involved."""
+    from io import BytesIO
+
+    from PIL import Image, ImageDraw
+
+    width = max(1, len(colors)) * size
+    strip = Image.new("RGB", (width, size), (255, 255, 255))
+    draw = ImageDraw.Draw(strip)
+    for i, (hex_color, _) in enumerate(colors):
+        draw.rectangle([i * size + 2, 2, (i + 1) * size - 3, size - 3], fill=hex_color, outline=(200, 200, 200))
+    buf = BytesIO()
+    strip.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def lines(text: str) -> tuple[str, ...]:
+    """One item per non-empty line of a text area."""
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
