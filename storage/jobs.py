@@ -83,6 +83,9 @@ class JobRepo:
             return self._same_kind(existing, kind), False  # a concurrent enqueue with the same key won
         return job, True
 
+    def get_by_key(self, key: str) -> Job | None:
+        return self._by_key(key)
+
     def _by_key(self, key: str) -> Job | None:
         return self.session.scalars(select(Job).where(Job.idempotency_key == key)).one_or_none()
 
@@ -139,6 +142,17 @@ class JobRepo:
                 logger.info("job %s claimed by %s (attempt %d)", job_id, owner, attempts + 1)
                 return self.session.get(Job, job_id, populate_existing=True)
         return None
+
+    def claim(self, job_id: int, owner: str, lease_s: float, *, now: datetime | None = None) -> Job | None:
+        """Claim one specific job (queued, or running with an expired lease); None if someone else has it."""
+        now = now or utcnow()
+        claimed = self._update(
+            update(Job)
+            .where(Job.id == job_id, _claimable(now))
+            .values(status="running", lease_owner=owner, lease_expires_at=now + _check_lease(lease_s),
+                    heartbeat_at=now, attempts=Job.attempts + 1, updated_at=now)  # fmt: skip
+        )
+        return self.session.get(Job, job_id, populate_existing=True) if claimed == 1 else None
 
     def _fail_exhausted(self, now: datetime, max_attempts: int, kinds: builtins.list[str] | None) -> int:
         condition = and_(Job.attempts >= max_attempts, _claimable(now))

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -29,6 +31,7 @@ from studio.schemas import (
     ExtractedStyleView,
     GenerateRequest,
     GenerationView,
+    JobView,
     KitCreateRequest,
     KitVersionView,
     KitView,
@@ -315,6 +318,45 @@ class Studio:
 
         with translate_errors():
             return run_training(self, req, progress)
+
+    def enqueue_training(self, req: TrainRequest) -> JobView:
+        """Queue one-click training for a worker; a double click returns the same job."""
+        from studio import training_run
+
+        with translate_errors():
+            return training_run.enqueue(self, req)
+
+    def get_job(self, job_id: int) -> JobView:
+        from studio.training_run import job_view
+
+        with translate_errors(), self.db.session() as s:
+            job = storage.JobRepo(s).get(job_id)
+            if job is None:
+                raise errors.NotFound(f"job {job_id} does not exist", field="job_id")
+            return job_view(job)
+
+    def list_jobs(self, limit: int = 20) -> list[JobView]:
+        from studio.training_run import job_view
+
+        with translate_errors(), self.db.session() as s:
+            return [job_view(j) for j in storage.JobRepo(s).list(limit=limit)]
+
+    def cancel_job(self, job_id: int) -> bool:
+        with translate_errors(), self.db.session() as s:
+            return storage.JobRepo(s).cancel(job_id)
+
+    def ensure_worker(self) -> bool:
+        """Start a background worker process if none is alive; True if one was started."""
+        from studio.worker import worker_alive
+
+        if worker_alive(self):
+            return False
+        log_dir = self.settings.data_dir / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        with (log_dir / "worker.log").open("ab") as log:
+            subprocess.Popen([sys.executable, "-m", "studio.worker"], stdout=log, stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        return True
 
     def training_preset(self) -> TrainPresetView:
         """The settings one click uses for the current base model."""

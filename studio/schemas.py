@@ -247,6 +247,19 @@ class TrainingRunView(Frozen):
     lora: LoraView | None
 
 
+class JobView(Frozen):
+    id: int
+    kind: str
+    status: str
+    progress: float
+    message: str
+    error: str | None
+    attempts: int
+    result: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
 class TrainPresetView(Frozen):
     """The settings one click uses for the current base model (a row of the preset table)."""
 

@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     max_upload_mb: int = Field(50, ge=1, le=2048)
     max_prompt_chars: int = Field(4000, ge=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+    job_lease_s: float = Field(60.0, gt=0, description="A worker silent this long loses its job to another.")
 
     @field_validator("models_dirs", mode="before")
     @classmethod

@@ -1,24 +1,23 @@
-"""The facade's one-click training procedure: kit photos -> training folder -> LoRA -> registered adapter.
-
-This skeleton runs the trainer in the calling process and records it as a job and a training run;
-the background worker (lease, heartbeat, resume) builds on the same rows.
-"""
+"""One-click training as a job: enqueue (idempotent), execute under a lease (worker or inline),
+resume after a killed worker from the last checkpoint, register the LoRA."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import shutil
-import tempfile
+import threading
 import time
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import brand_kits
 import storage
 from studio import errors
-from studio.schemas import TrainingRunView, TrainPresetView, TrainProgressView, TrainRequest
+from studio.schemas import JobView, TrainingRunView, TrainPresetView, TrainProgressView, TrainRequest
 from studio.views import lora_view, run_view
 
 if TYPE_CHECKING:
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY_S = 1.0
-LEASE_S = 300
 
 
 #: One-click settings per base model (a data table; the training issue refines it by kit size and VRAM).
@@ -52,29 +50,88 @@ def preset_for(studio: Studio) -> TrainPresetView:
     return PRESETS["placeholder" if model.is_placeholder else model.family]
 
 
-def run_training(studio: Studio, req: TrainRequest, progress: TrainProgressFn | None) -> TrainingRunView:
-    """1) kit + preset, 2) training folder + config, 3) job + run rows, 4) train, 5) register, 6) clean up."""
-
+def enqueue(studio: Studio, req: TrainRequest) -> JobView:
+    """Queue a training job on the kit as it is now (frozen as a version). A double click, or a retry
+    of the same request on the same kit content, returns the job already queued/running/done."""
     from studio import curation
 
     kit = studio.get_kit(req.kit_id)
     if kit.photo_count == 0:
         raise errors.InvalidInput("this brand kit has no photos yet; upload a few product photos first",
                                   field="kit_id")  # fmt: skip
+    preset_for(studio)
+    version = curation.make_version(studio, kit.id)
+    request = req.model_dump()
+    digest = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:16]
+    key = f"train:{kit.id}:{version.manifest_sha256[:16]}:{digest}"
+    with studio.db.session() as s:
+        repo = storage.JobRepo(s)
+        retry = 0
+        while (existing := repo.get_by_key(f"{key}:{retry}")) is not None and existing.status in ("failed", "cancelled"):
+            retry += 1  # a failed or cancelled attempt may be retried with a fresh job
+        job, _ = repo.enqueue("train", {"kit_id": kit.id, "version_id": version.id, "request": request},
+                              idempotency_key=f"{key}:{retry}")  # fmt: skip
+        return job_view(job)
+
+
+def run_training(studio: Studio, req: TrainRequest, progress: TrainProgressFn | None) -> TrainingRunView:
+    """Queue the job and run it now, in this process (the CLI without a worker, tests)."""
+    job = enqueue(studio, req)
+    owner = f"inline-{os.getpid()}-{threading.get_ident()}"
+    with studio.db.session() as s:
+        claimed = storage.JobRepo(s).claim(job.id, owner, studio.settings.job_lease_s)
+    if claimed is None:
+        raise errors.Conflict(f"training job {job.id} for this kit is already {job.status}; "
+                              "watch it on the Train page", field="kit_id")  # fmt: skip
+    return execute(studio, job.id, owner, progress)
+
+
+def execute(
+    studio: Studio, job_id: int, owner: str, progress: TrainProgressFn | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainingRunView:  # fmt: skip
+    """Run a claimed training job: 1) payload, 2) run row, 3) folder + config, 4) train, 5) register.
+
+    Its work folder lives under ``work/jobs/<id>`` so a re-claimed job (after a killed worker) finds
+    the checkpoints of the previous attempt and resumes from the last complete one.
+    """
+    import training
+    from studio import curation
+
+    with studio.db.session() as s:
+        job = storage.JobRepo(s).get(job_id)
+        payload = dict(job.payload) if job is not None else {}
+    req = TrainRequest.of(**payload["request"])
+    snap = curation.version_snapshot(studio, payload["version_id"])
     model = studio.resolve()
-    preset = preset_for(studio)
-    version = curation.make_version(studio, kit.id)  # training always names an immutable snapshot
-    snap = curation.version_snapshot(studio, version.id)
-    name = req.name or _next_name(studio, kit.slug)
-    work = Path(tempfile.mkdtemp(prefix="train-", dir=studio.settings.work_dir))
+    name = req.name or _next_name(studio, snap.slug)
+    work = studio.settings.work_dir / "jobs" / str(job_id)
+    run_id = _run_row(studio, job_id, payload, model.ref)
+    lost = _LeaseWatch()
     try:
-        items = curation.training_items(studio, snap)
-        config = _make_config(studio, req, preset, name, snap, items, work)
+        config = _make_config(studio, req, preset_for(studio), name, snap, curation.training_items(studio, snap), work)
         config.metadata.update(curation.rights_metadata(snap))
-        config.metadata["ss_training_comment"] += f"; kit version {version.number} ({version.manifest_sha256[:12]})"
-        return _train_and_register(studio, kit.id, version.id, model.ref, name, req, config, progress)
-    finally:
+        config.metadata["ss_training_comment"] += f"; kit version {payload['version_id']}"
+        _enable_resume(config, work)
+        result = training.train(config, progress=_progress_bridge(studio, job_id, owner, progress, lost),
+                                should_stop=lambda: lost.lost or bool(should_stop and should_stop()))  # fmt: skip
+        if lost.lost:
+            raise errors.TrainingError("this worker lost the job's lease; another worker continues it")
+        if result.steps < config.max_train_steps:
+            _finish(studio, run_id, job_id, owner, "cancelled", "stopped before the last step")
+            raise errors.TrainingError(f"training stopped at step {result.steps} of {config.max_train_steps}")
+        view = _register(studio, run_id, job_id, owner, payload["kit_id"], payload["version_id"], name, model.ref,
+                         config, result)  # fmt: skip
         shutil.rmtree(work, ignore_errors=True)
+        return view
+    except training.TrainConfigError as exc:
+        _finish(studio, run_id, job_id, owner, "failed", str(exc))
+        raise errors.InvalidInput(f"training settings rejected: {exc}") from exc
+    except errors.StudioError:
+        raise
+    except (RuntimeError, ValueError, OSError) as exc:
+        _finish(studio, run_id, job_id, owner, "failed", f"{type(exc).__name__}: {exc}")
+        raise errors.TrainingError(f"training failed: {exc}") from exc
 
 
 def _make_config(
@@ -83,7 +140,9 @@ def _make_config(
 ) -> Any:  # fmt: skip
     import training
 
-    data_dir = brand_kits.write_training_folder(items, work / "dataset")
+    data_dir = work / "dataset"
+    if not data_dir.is_dir():  # a resumed attempt reuses the same training folder
+        brand_kits.write_training_folder(items, data_dir)
     model = studio.resolve()
     rank = req.rank or preset.rank
     return training.TrainConfig(
@@ -96,38 +155,33 @@ def _make_config(
     )  # fmt: skip
 
 
-def _train_and_register(
-    studio: Studio, kit_id: int, version_id: int, base_ref: str, name: str, req: TrainRequest, config: Any,
-    progress: TrainProgressFn | None,
-) -> TrainingRunView:  # fmt: skip
-    import training
 
-    owner = f"studio-{os.getpid()}"
+class _LeaseWatch:
+    lost = False
+
+
+def _run_row(studio: Studio, job_id: int, payload: dict[str, Any], base_ref: str) -> int:
+    """The job's training run: created on the first attempt, reused by later ones."""
     with studio.db.session() as s:
-        job, _ = storage.JobRepo(s).enqueue("train", {"kit_id": kit_id, "request": req.model_dump()})
-        _start_job(job, owner)
-        run = storage.TrainingRunRepo(s).create(kit_id, base_ref, config.to_dict(), job_id=job.id,
-                                                kit_version_id=version_id)  # fmt: skip
-        storage.TrainingRunRepo(s).mark(run.id, "running")
-        run_id, job_id = run.id, job.id
-    try:
-        result = training.train(config, progress=_progress_bridge(studio, job_id, owner, progress))
-        return _register(studio, run_id, job_id, owner, kit_id, version_id, name, base_ref, config, result)
-    except training.TrainConfigError as exc:
-        _fail(studio, run_id, job_id, owner, str(exc))
-        raise errors.InvalidInput(f"training settings rejected: {exc}") from exc
-    except errors.StudioError as exc:
-        _fail(studio, run_id, job_id, owner, str(exc))
-        raise
-    except (RuntimeError, ValueError, OSError) as exc:
-        _fail(studio, run_id, job_id, owner, f"{type(exc).__name__}: {exc}")
-        raise errors.TrainingError(f"training failed: {exc}") from exc
+        repo = storage.TrainingRunRepo(s)
+        run = next((r for r in repo.list_for_kit(payload["kit_id"]) if r.job_id == job_id), None)
+        if run is None:
+            run = repo.create(payload["kit_id"], base_ref, {}, job_id=job_id, kit_version_id=payload["version_id"])
+        repo.mark(run.id, "running")
+        return run.id
 
 
-def _start_job(job: Any, owner: str) -> None:
-    now = datetime.now(UTC)
-    job.status, job.lease_owner, job.attempts = "running", owner, job.attempts + 1
-    job.lease_expires_at, job.heartbeat_at = now + timedelta(seconds=LEASE_S), now
+def _enable_resume(config: Any, work: Path) -> None:
+    """Checkpoint a few times per run; resume from the last complete checkpoint if one exists."""
+    config.checkpointing_steps = max(1, config.max_train_steps // 4)
+    if any((work / "out" / "checkpoints").glob("step-*")):
+        config.resume_from = "latest"
+
+
+def job_view(job: Any) -> JobView:
+    return JobView(id=job.id, kind=job.kind, status=job.status, progress=job.progress, message=job.message,
+                   error=job.error, attempts=job.attempts, result=dict(job.result or {}),
+                   created_at=job.created_at, updated_at=job.updated_at)  # fmt: skip
 
 
 def _next_name(studio: Studio, slug: str) -> str:
@@ -150,7 +204,7 @@ def _lora_metadata(name: str, trigger: str, class_noun: str, base_name: str) -> 
 
 
 def _progress_bridge(
-    studio: Studio, job_id: int, owner: str, progress: TrainProgressFn | None
+    studio: Studio, job_id: int, owner: str, progress: TrainProgressFn | None, lost: _LeaseWatch
 ) -> Any:
     last = [0.0]
 
@@ -161,10 +215,11 @@ def _progress_bridge(
         if now - last[0] >= HEARTBEAT_EVERY_S or p.step == p.total_steps:
             last[0] = now
             with studio.db.session() as s:
-                storage.JobRepo(s).heartbeat(
-                    job_id, owner, LEASE_S, progress=p.step / p.total_steps,
+                kept = storage.JobRepo(s).heartbeat(
+                    job_id, owner, studio.settings.job_lease_s, progress=p.step / p.total_steps,
                     message=f"step {p.step}/{p.total_steps}, loss {p.loss:.4f}",
                 )  # fmt: skip
+            lost.lost = lost.lost or not kept
 
     return on_step
 
@@ -190,8 +245,8 @@ def _register(
         return run_view(run, lora_view(lora, studio._lora_short_hash(ref.sha256)), number)
 
 
-def _fail(studio: Studio, run_id: int, job_id: int, owner: str, message: str) -> None:
-    logger.error("training run %s failed: %s", run_id, message)
+def _finish(studio: Studio, run_id: int, job_id: int, owner: str, status: str, message: str) -> None:
+    logger.error("training run %s %s: %s", run_id, status, message)
     with studio.db.session() as s:
-        storage.TrainingRunRepo(s).mark(run_id, "failed", error=message)
-        storage.JobRepo(s).finish(job_id, owner, "failed", error=message)
+        storage.TrainingRunRepo(s).mark(run_id, status, error=message)  # type: ignore[arg-type]
+        storage.JobRepo(s).finish(job_id, owner, status, error=message)  # type: ignore[arg-type]

@@ -106,3 +106,17 @@ def test_kit_update_only_touches_editable_fields(db: Database, kit: BrandKit) ->
         row = KitRepo(s).require(kit.id)
         assert row.style_guide == {"tone_words": ["bold"]} and row.background_color == "#112233"
         assert row.trigger_token == "acmebrand"
+
+
+def test_claiming_a_specific_job_is_exclusive(db: Database) -> None:
+    from storage import JobRepo
+
+    with db.session() as s:
+        job, _ = JobRepo(s).enqueue("train", {"kit_id": 1})
+        other, _ = JobRepo(s).enqueue("train", {"kit_id": 2})
+    with db.session() as s:
+        claimed = JobRepo(s).claim(job.id, "worker-a", 30)
+        assert claimed is not None and claimed.attempts == 1 and claimed.lease_owner == "worker-a"
+    with db.session() as s:
+        assert JobRepo(s).claim(job.id, "worker-b", 30) is None  # leased: not claimable
+        assert JobRepo(s).get(other.id).status == "queued"  # type: ignore[union-attr]

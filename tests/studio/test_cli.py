@@ -80,3 +80,46 @@ def test_user_errors_exit_2_with_a_message(data_env: Path, args: list[str], mess
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_kit_commands_edit_export_and_import(data_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        (photos / f"p{i}.png").write_bytes(product_photo(i))
+    assert runner.invoke(app, ["kit", "create", "Acme", "--trigger", "acm_kit", "--class-noun", "bottle",
+                               "--from-folder", str(photos)]).exit_code == 0  # fmt: skip
+    result = runner.invoke(app, ["kit", "caption", "1", "--suffix", "studio light"])
+    assert result.exit_code == 0 and "a photo of acm_kit bottle studio light" in result.output
+    result = runner.invoke(app, ["kit", "rights", "1", "1", "--licence", "owned", "--consent"])
+    assert result.exit_code == 0 and "licence 'owned', consent True" in result.output
+    style = tmp_path / "style.json"
+    style.write_text('{"tone_words": ["clean"], "banned_terms": ["cheap"]}')
+    result = runner.invoke(app, ["kit", "style", "1", "--from-json", str(style)])
+    assert result.exit_code == 0 and '"negative_prompt": "cheap"' in result.output
+    result = runner.invoke(app, ["kit", "show", "1"])
+    assert result.exit_code == 0 and "style fragment: clean" in result.output
+    assert runner.invoke(app, ["kit", "export", "1", "--format", "kohya", "--out", str(tmp_path / "k")]).exit_code == 0
+    assert (tmp_path / "k" / "img" / "10_acm_kit bottle").is_dir()
+    archive = tmp_path / "kit.zip"
+    assert runner.invoke(app, ["kit", "export", "1", "--format", "archive", "--out", str(archive)]).exit_code == 0
+    monkeypatch.setenv("BRAND_STUDIO_DATA_DIR", str(seed_data_dir(tmp_path / "other", data_env / "models" / "builtin-tiny-v1")))
+    result = runner.invoke(app, ["kit", "import", str(archive)])
+    assert result.exit_code == 0 and "imported kit 1 'Acme' with 2 photos" in result.output
+    result = runner.invoke(app, ["kit", "import", str(archive)])
+    assert result.exit_code == 2 and "already exists" in result.output
+
+
+def test_train_without_waiting_queues_a_job(data_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "p.png").write_bytes(product_photo(0))
+    runner.invoke(app, ["kit", "create", "Acme", "--trigger", "acm_kit", "--class-noun", "bottle",
+                        "--from-folder", str(photos)])  # fmt: skip
+    (data_env / "workers").mkdir()
+    (data_env / "workers" / "someone.json").write_text("{}")  # a live worker: none is started
+    result = runner.invoke(app, ["train", "1", "--steps", "2", "--no-wait"])
+    assert result.exit_code == 0 and "queued job 1 (queued); a worker is running" in result.output
+    assert runner.invoke(app, ["worker", "--once"]).exit_code == 0
+    result = runner.invoke(app, ["loras"])
+    assert "acme-v1" in result.output

@@ -76,13 +76,30 @@ def test_kits_page_refuses_a_bad_upload_and_stores_nothing(fresh: Path) -> None:
     assert any("No brand kits yet" in i.value for i in at.info)
 
 
-def test_train_page_trains_a_lora(trained: Path) -> None:
+def test_train_page_queues_a_job_that_a_background_worker_trains(trained: Path) -> None:
+    import json
+    import os
+    import signal
+    import time
+
     at = _app("train")
     _no_errors(at)
     at.number_input[0].set_value(5)
     at.button[0].click().run()
     _no_errors(at)
-    assert r"Trained LoRA 'acme\-bottle\-v2' in 5 steps" in at.success[0].value
+    assert "Started a background worker for training." in [c.value for c in at.caption]
+    try:
+        deadline = time.monotonic() + 120
+        while not at.success:  # the page polls the job row, as the fragment does every second
+            assert time.monotonic() < deadline, "the worker did not finish the job"
+            time.sleep(1.0)
+            at.run()
+            _no_errors(at)
+        assert r"Trained LoRA 'acme\-bottle\-v2'" in at.success[0].value
+        assert "step 5/5" in at.success[0].value
+    finally:
+        for alive in (trained / "workers").glob("*.json"):
+            os.kill(json.loads(alive.read_text())["pid"], signal.SIGTERM)
 
 
 def test_generate_page_makes_and_rerenders_an_image(trained: Path) -> None:

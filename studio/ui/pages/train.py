@@ -31,19 +31,35 @@ with st.expander(f"Settings (preset: {preset.name})"):
     seed = st.number_input("Seed", min_value=0, max_value=2**32 - 1, value=0)
 
 if st.button("Train LoRA", type="primary", disabled=kit.photo_count == 0):
-    bar = st.progress(0.0, text="Starting...")
-
-    def on_progress(p):  # type: ignore[no-untyped-def]
-        bar.progress(p.step / p.total_steps, text=f"Step {p.step}/{p.total_steps} · loss {p.loss:.4f}")
-
-    run = attempt(lambda: studio.train_lora(
+    job = attempt(lambda: studio.enqueue_training(
         TrainRequest.of(kit_id=kit.id, max_train_steps=int(steps), rank=int(rank), learning_rate=float(lr),
                         train_batch_size=int(batch), seed=int(seed)),
-        on_progress,
     ))
-    if run is not None and run.lora is not None:
-        st.success(f"Trained LoRA '{plain(run.lora.name)}' in {run.steps} steps "
-                   f"(loss {run.first_loss:.4f} -> {run.final_loss:.4f}).")
+    if job is not None:
+        st.session_state[f"train_job_{kit.id}"] = job.id
+        if studio.ensure_worker():
+            st.caption("Started a background worker for training.")
+
+
+@st.fragment(run_every=1.0)
+def job_progress(job_id: int) -> None:
+    """Polls the job row: training runs in the worker, so this page can be closed and reopened."""
+    job = attempt(lambda: studio.get_job(job_id))
+    if job is None:
+        return
+    if job.status in ("queued", "running"):
+        st.progress(job.progress, text=plain(job.message or f"Job {job.id} {job.status}..."))
+        if st.button("Cancel training", key=f"cancel_{job.id}"):
+            studio.cancel_job(job.id)
+    elif job.status == "succeeded":
+        lora = next((x for x in studio.list_loras(kit.id) if x.id == job.result.get("lora_id")), None)
+        st.success(f"Trained LoRA '{plain(lora.name if lora else '?')}' (job {job.id}, {plain(job.message)}).")
+    else:
+        st.error(f"Training job {job.id} {job.status}: {plain(job.error or '')}")
+
+
+if (job_id := st.session_state.get(f"train_job_{kit.id}")) is not None:
+    job_progress(job_id)
 
 st.subheader("LoRAs of this kit")
 loras = attempt(lambda: studio.list_loras(kit.id)) or []
