@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from brand_kits.errors import InvalidKitField, KitError
-from brand_kits.trainset import TrainingItem, write_training_folder
+from brand_kits.trainset import TrainingItem, check_items, fsync_dir, write_atomic, write_training_folder
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 def write_imagefolder(items: Sequence[TrainingItem], folder: Path) -> Path:
     """Write ``items`` as a Hugging Face imagefolder dataset under ``folder`` (empty or absent); return it."""
     # 1. Check every item before touching the disk.
-    _check_items(items)
+    check_items(items)
     lines = [
         json.dumps({"file_name": f"{item.stem}.png", "text": item.caption}, ensure_ascii=False) + "\n"
         for item in items
@@ -56,9 +56,9 @@ def write_imagefolder(items: Sequence[TrainingItem], folder: Path) -> Path:
         created.append(train)
         # 3. The images, then the metadata last: a metadata file means the set is complete.
         for item in items:
-            written.append(_write_atomic(train / f"{item.stem}.png", item.png_bytes))
-        written.append(_write_atomic(train / METADATA_NAME, "".join(lines).encode("utf-8")))
-        _fsync_dir(train)
+            written.append(write_atomic(train / f"{item.stem}.png", item.png_bytes))
+        written.append(write_atomic(train / METADATA_NAME, "".join(lines).encode("utf-8")))
+        fsync_dir(train)
     except OSError as exc:
         _clean_up(written, created)
         raise KitError(
@@ -93,7 +93,7 @@ def write_kohya_folder(
         )
     _check_path_word("trigger_token", trigger_token)
     _check_path_word("class_noun", class_noun)
-    _check_items(items)
+    check_items(items)
     # 2. Prepare the folders, then let the training-folder writer do the (atomic) pairs.
     created = _prepare_empty(folder)
     images_root = folder / "img"
@@ -138,7 +138,7 @@ def write_zip_atomic(target: Path, members: Iterable[tuple[str, bytes]]) -> Path
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     except OSError as exc:
         Path(tmp_name).unlink(missing_ok=True)
         raise KitError(
@@ -164,36 +164,8 @@ def _check_path_word(field: str, value: object) -> str:
     return value
 
 
-def _check_items(items: Sequence[TrainingItem]) -> None:
-    if not items:
-        raise KitError("the training set is empty; add at least one validated image")
-    seen: set[str] = set()
-    for item in items:
-        if not isinstance(item.stem, str) or not _STEM.fullmatch(item.stem):
-            raise KitError(
-                f"training item name {item.stem!r:.100} is not allowed; use 1 to 80 characters of "
-                "lowercase a-z, digits, '_' or '-'"
-            )
-        if item.stem in seen:
-            raise KitError(f"training item name {item.stem!r} is used twice; give each image its own name")
-        seen.add(item.stem)
-        if not isinstance(item.png_bytes, bytes) or not item.png_bytes.startswith(_PNG_SIGNATURE):
-            raise KitError(
-                f"training item {item.stem!r} is not PNG data; pass the png_bytes from validate_image"
-            )
-        if not isinstance(item.caption, str) or not _is_utf8(item.caption):
-            raise KitError(
-                f"training item {item.stem!r} needs its caption as text that can be saved as UTF-8; "
-                "retype the caption"
-            )
 
 
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _prepare_empty(folder: Path) -> list[Path]:
@@ -212,18 +184,6 @@ def _prepare_empty(folder: Path) -> list[Path]:
     return list(reversed(missing))
 
 
-def _write_atomic(path: Path, data: bytes) -> Path:
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _clean_up(files: list[Path], folders: list[Path]) -> None:
@@ -236,12 +196,3 @@ def _clean_up(files: list[Path], folders: list[Path]) -> None:
         except OSError:
             logger.debug("left %s in place (missing or not empty)", folder)
 
-
-def _fsync_dir(folder: Path) -> None:
-    if os.name != "posix":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

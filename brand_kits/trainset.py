@@ -34,16 +34,16 @@ class TrainingItem:
 def write_training_folder(items: Sequence[TrainingItem], folder: Path) -> Path:
     """Write ``<stem>.png`` + ``<stem>.txt`` per item into ``folder`` (which must be empty or absent)."""
     # 1. Check every item before touching the disk.
-    _check_items(items)
+    check_items(items)
     # 2. Prepare the folder.
     _prepare_folder(folder)
     # 3. Write the pairs; on failure remove what was written.
     written: list[Path] = []
     try:
         for item in items:
-            written.append(_write_atomic(folder / f"{item.stem}.png", item.png_bytes))
-            written.append(_write_atomic(folder / f"{item.stem}.txt", item.caption.encode("utf-8")))
-        _fsync_dir(folder)
+            written.append(write_atomic(folder / f"{item.stem}.png", item.png_bytes))
+            written.append(write_atomic(folder / f"{item.stem}.txt", item.caption.encode("utf-8")))
+        fsync_dir(folder)
     except OSError as exc:
         _remove(written)
         raise KitError(
@@ -57,7 +57,7 @@ def write_training_folder(items: Sequence[TrainingItem], folder: Path) -> Path:
     return folder
 
 
-def _check_items(items: Sequence[TrainingItem]) -> None:
+def check_items(items: Sequence[TrainingItem]) -> None:
     if not items:
         raise KitError("the training set is empty; add at least one validated image")
     seen: set[str] = set()
@@ -100,7 +100,7 @@ def _prepare_folder(folder: Path) -> None:
         raise KitError(f"could not create {folder}: {exc.strerror or exc}; check the path") from exc
 
 
-def _write_atomic(path: Path, data: bytes) -> Path:
+def write_atomic(path: Path, data: bytes) -> Path:
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -119,7 +119,7 @@ def _remove(paths: list[Path]) -> None:
         path.unlink(missing_ok=True)
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     if os.name != "posix":
         return
     fd = os.open(folder, os.O_RDONLY)
