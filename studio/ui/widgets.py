@@ -9,7 +9,7 @@ import streamlit as st
 
 from studio.api import Studio
 from studio.errors import StudioError
-from studio.schemas import GenerationView
+from studio.schemas import GenerationView, KitView
 
 T = TypeVar("T")
 MARKDOWN_SPECIALS = set("\\`*_{}[]()#+-.!|<>$~:&")
@@ -59,6 +59,16 @@ def show_generation(studio: Studio, gen: GenerationView, *, key_prefix: str) -> 
                                mime="image/png", key=f"{key_prefix}-dl-{gen.id}-{img.index}")  # fmt: skip
             with st.expander("Recipe (A1111 parameters)"):
                 st.code(img.parameters, language=None)
+
+
+def kit_picker(kits: list[KitView]) -> KitView:
+    """The kit selector shared by pages; the choice follows the user from page to page."""
+    ids = [k.id for k in kits]
+    current = st.session_state.get("kit_id")
+    kit: KitView = st.selectbox("Kit", kits, index=ids.index(current) if current in ids else 0,
+                                format_func=lambda k: k.name)  # fmt: skip
+    st.session_state["kit_id"] = kit.id
+    return kit
 
 
 def swatch_strip(colors: list[tuple[str, str]], size: int = 56) -> bytes:

@@ -8,7 +8,7 @@ import streamlit as st
 from studio.schemas import KitCreateRequest, UploadedFile
 from studio.ui.kit_sections import captions_section, export_section, rights_section, style_section
 from studio.ui.state import get_studio
-from studio.ui.widgets import attempt, plain
+from studio.ui.widgets import attempt, kit_picker, plain
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp"]
 studio = get_studio()
@@ -40,10 +40,7 @@ if not kits:
     st.info("No brand kits yet: create one above.")
     st.stop()
 
-ids = [k.id for k in kits]
-current = st.session_state.get("kit_id")
-kit = st.selectbox("Kit", kits, index=ids.index(current) if current in ids else 0, format_func=lambda k: k.name)
-st.session_state["kit_id"] = kit.id
+kit = kit_picker(kits)
 st.text(f"Trigger: {kit.trigger_token} · class: {kit.class_noun} · {kit.photo_count} photos · "
         f"{kit.logo_count} logos · background {kit.background_color}")
 

@@ -6,7 +6,7 @@ import streamlit as st
 
 from studio.schemas import TrainRequest
 from studio.ui.state import get_studio
-from studio.ui.widgets import attempt, model_banner, plain
+from studio.ui.widgets import attempt, kit_picker, model_banner, plain
 
 studio = get_studio()
 st.title("Train a brand LoRA")
@@ -15,10 +15,7 @@ kits = attempt(studio.list_kits) or []
 if not kits:
     st.info("Create a brand kit with a few photos first (Brand kits page).")
     st.stop()
-ids = [k.id for k in kits]
-current = st.session_state.get("kit_id")
-kit = st.selectbox("Kit", kits, index=ids.index(current) if current in ids else 0, format_func=lambda k: k.name)
-st.session_state["kit_id"] = kit.id
+kit = kit_picker(kits)
 
 preset = attempt(studio.training_preset)
 if preset is None:
