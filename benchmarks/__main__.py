@@ -9,9 +9,9 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from benchmarks import generation  # noqa: E402
+from benchmarks import generation, training  # noqa: E402
 
-BENCHMARKS = {"generation_overhead": generation.run}
+BENCHMARKS = {"generation_overhead": generation.run, "training_vs_plain_loop": training.run}
 
 
 def main() -> None:
