@@ -30,7 +30,7 @@ DEFAULT_TARGET_MODULES: tuple[str, ...] = (
     "conv2",
 )
 
-OptimizerName = Literal["adamw8bit", "adamw"]
+OptimizerName = Literal["adamw8bit", "adamw", "adafactor"]
 MixedPrecision = Literal["no", "fp16", "bf16"]
 
 #: Header keys that ``save_lora`` writes itself; a caller may not supply them.
@@ -76,6 +76,25 @@ class TrainConfig:
     center_crop: bool = True
     random_flip: bool = False
     metadata: dict[str, str] = field(default_factory=dict)
+    # -- speed and memory (caching.py) ----------------------------------------------------------
+    cache_latents: bool = True  #: off by itself (with a warning) when center_crop is false
+    cache_text_embeddings: bool = True
+    gradient_checkpointing: bool = False
+    # -- aspect-ratio buckets (buckets.py); None = resolution // 2 and resolution * 2 ------------
+    enable_bucket: bool = True
+    min_bucket_reso: int | None = None
+    max_bucket_reso: int | None = None
+    bucket_reso_steps: int = 64
+    # -- loss (losses.py) ------------------------------------------------------------------------
+    min_snr_gamma: float | None = None
+    noise_offset: float = 0.0
+    masked_loss: bool = False  #: weight the loss by ``<stem>.mask.png`` (white = product)
+    # -- checkpoints (checkpoints.py) ------------------------------------------------------------
+    checkpointing_steps: int = 0  #: 0 = no checkpoints
+    checkpoints_total_limit: int = 2
+    resume_from: str | None = None  #: "latest" or a checkpoint folder
+    # -- outputs ---------------------------------------------------------------------------------
+    export_kohya: bool = True  #: also write ``<output_name>.kohya.safetensors`` (kohya key names)
 
     # -- validation -----------------------------------------------------------------------------
 
@@ -90,6 +109,8 @@ class TrainConfig:
             message = _check_data_dir_contents(Path(self.data_dir))
             if message:
                 problems["data_dir"] = message
+        for name, message in _cross_field_problems(self).items():
+            problems.setdefault(name, message)
         if problems:
             raise TrainConfigError(problems)
 
@@ -97,6 +118,19 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def bucket_range(self) -> tuple[int, int]:
+        """``(min_bucket_reso, max_bucket_reso)`` with the defaults filled in.
+
+        Defaults: half the resolution (rounded down to ``bucket_reso_steps``, at least one step)
+        and twice the resolution -- kohya's 256..1024 for 512.
+        """
+        steps = self.bucket_reso_steps
+        low = self.min_bucket_reso
+        if low is None:
+            low = max(steps, self.resolution // 2 // steps * steps)
+        high = self.max_bucket_reso if self.max_bucket_reso is not None else self.resolution * 2
+        return low, high
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
@@ -255,6 +289,50 @@ def _check_metadata(value: object) -> str:
     return ""
 
 
+def _optional(check: Any) -> Any:
+    return lambda value: "" if value is None else check(value)
+
+
+def _check_bucket_reso(value: object) -> str:
+    if not _is_int(value) or not 8 <= value <= 4096 or value % 8:  # type: ignore[operator]
+        return f"must be a multiple of 8 between 8 and 4096 (or null for the default), got {value!r}"
+    return ""
+
+
+def _check_bucket_steps(value: object) -> str:
+    if not _is_int(value) or not 8 <= value <= 256 or value % 8:  # type: ignore[operator]
+        return f"must be a multiple of 8 between 8 and 256 (64 suits SD 1.x), got {value!r}"
+    return ""
+
+
+def _non_negative_finite(value: object) -> str:
+    if not _is_number(value) or not math.isfinite(value) or value < 0:  # type: ignore[arg-type,operator]
+        return f"must be a finite number >= 0, got {value!r}"
+    return ""
+
+
+def _check_resume_from(value: object) -> str:
+    if value is None or (isinstance(value, str) and value.strip()):
+        return ""
+    return f"must be 'latest', the path of a checkpoint folder, or null; got {value!r}"
+
+
+def _cross_field_problems(config: TrainConfig) -> dict[str, str]:
+    """Checks that involve two fields (run after each field passed its own check)."""
+    problems: dict[str, str] = {}
+    fields_ok = all(
+        not _FIELD_CHECKS[name](getattr(config, name))
+        for name in ("resolution", "min_bucket_reso", "max_bucket_reso", "bucket_reso_steps", "enable_bucket")
+    )
+    if fields_ok and config.enable_bucket:
+        low, high = config.bucket_range()
+        if low > config.resolution:
+            problems["min_bucket_reso"] = f"must be <= resolution ({config.resolution}), got {low}"
+        if high < config.resolution:
+            problems["max_bucket_reso"] = f"must be >= resolution ({config.resolution}), got {high}"
+    return problems
+
+
 _FIELD_CHECKS: dict[str, Any] = {
     "pretrained_model": _check_model_dir,
     "data_dir": _check_data_dir,
@@ -276,4 +354,18 @@ _FIELD_CHECKS: dict[str, Any] = {
     "center_crop": _check_bool,
     "random_flip": _check_bool,
     "metadata": _check_metadata,
+    "cache_latents": _check_bool,
+    "cache_text_embeddings": _check_bool,
+    "gradient_checkpointing": _check_bool,
+    "enable_bucket": _check_bool,
+    "min_bucket_reso": _optional(_check_bucket_reso),
+    "max_bucket_reso": _optional(_check_bucket_reso),
+    "bucket_reso_steps": _check_bucket_steps,
+    "min_snr_gamma": _optional(_positive_finite),
+    "noise_offset": _non_negative_finite,
+    "masked_loss": _check_bool,
+    "checkpointing_steps": _int_at_least(0),
+    "checkpoints_total_limit": _int_at_least(1),
+    "resume_from": _check_resume_from,
+    "export_kohya": _check_bool,
 }

@@ -5,8 +5,9 @@ tools parse them: timestamps as Unix seconds, ``ss_resolution`` as ``"(512, 512)
 
 Not written on purpose: ``ss_network_module`` -- this file uses diffusers/PEFT key names, not
 kohya's ``lora_unet_*`` names, so claiming ``networks.lora`` would make kohya-aware tools misread it
-(a kohya export is a separate format); ``ss_session_id`` (random); ``sshs_legacy_hash`` (see lora.py).
-The hashes (``sshs_model_hash``, ``modelspec.hash_sha256``) are added by ``save_lora``.
+(the kohya export, kohya.py, adds it and ``ss_network_args``); ``ss_session_id`` (random);
+``sshs_legacy_hash`` (see lora.py). The hashes (``sshs_model_hash``, ``modelspec.hash_sha256``) are
+added by ``save_lora``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ class RunFacts:
     prediction_type: str
     started_at: float
     finished_at: float
+    cache_latents: bool = False  #: whether latents were really cached (off with random crops)
+    bucket_info: str = ""  #: kohya ``ss_bucket_info`` JSON ("" without buckets)
+    epoch: int = 0  #: epochs begun when training ended
 
 
 def training_metadata(config: TrainConfig, facts: RunFacts) -> dict[str, str]:
@@ -71,9 +75,22 @@ def training_metadata(config: TrainConfig, facts: RunFacts) -> dict[str, str]:
         "ss_mixed_precision": config.mixed_precision,
         "ss_random_crop": str(not config.center_crop),
         "ss_flip_aug": str(config.random_flip),
-        "ss_gradient_checkpointing": "False",
-        "ss_cache_latents": "False",
+        "ss_gradient_checkpointing": str(config.gradient_checkpointing),
+        "ss_cache_latents": str(facts.cache_latents),
+        "ss_epoch": str(facts.epoch),
+        "ss_noise_offset": str(config.noise_offset) if config.noise_offset > 0 else "None",
+        "ss_min_snr_gamma": str(config.min_snr_gamma),
+        "ss_masked_loss": str(config.masked_loss),
+        "ss_enable_bucket": str(config.enable_bucket),
     }
+    if config.enable_bucket:
+        low, high = config.bucket_range()
+        kohya.update(
+            ss_min_bucket_reso=str(low),
+            ss_max_bucket_reso=str(high),
+            ss_bucket_no_upscale="False",
+            ss_bucket_info=facts.bucket_info or "None",
+        )
     modelspec = {
         "modelspec.sai_model_spec": MODELSPEC_VERSION,
         "modelspec.architecture": MODELSPEC_ARCHITECTURE,

@@ -21,7 +21,13 @@ MIN_8BIT_SIZE = 64
 
 
 def build_optimizer(params: Iterable[torch.nn.Parameter], name: str, learning_rate: float) -> Any:
-    """``bitsandbytes.optim.AdamW8bit`` (name ``adamw8bit``) or ``torch.optim.AdamW`` (``adamw``)."""
+    """``bitsandbytes.optim.AdamW8bit`` (``adamw8bit``), ``torch.optim.AdamW`` (``adamw``) or
+    ``transformers.optimization.Adafactor`` (``adafactor``).
+
+    Adafactor runs with the given learning rate as is: ``relative_step=False`` (no built-in
+    schedule), ``scale_parameter=False`` (no scaling by each tensor's RMS, which is 0 for LoRA's
+    zero-initialised ``lora_B``) and ``warmup_init=False`` -- kohya's recommended LoRA settings.
+    """
     params = list(params)
     if not params:
         raise ValueError("no trainable parameters: the LoRA adapter was not attached")
@@ -35,7 +41,13 @@ def build_optimizer(params: Iterable[torch.nn.Parameter], name: str, learning_ra
         import torch
 
         return torch.optim.AdamW(params, lr=learning_rate, weight_decay=WEIGHT_DECAY)
-    raise ValueError(f"unknown optimizer {name!r}; use 'adamw8bit' or 'adamw'")
+    if name == "adafactor":
+        from transformers.optimization import Adafactor
+
+        return Adafactor(
+            params, lr=learning_rate, relative_step=False, scale_parameter=False, warmup_init=False
+        )
+    raise ValueError(f"unknown optimizer {name!r}; use 'adamw8bit', 'adamw' or 'adafactor'")
 
 
 def describe_optimizer(optimizer: Any) -> str:
@@ -45,6 +57,9 @@ def describe_optimizer(optimizer: Any) -> str:
     bnb_args = getattr(optimizer, "args", None)  # bitsandbytes optimizers keep their settings here
     if bnb_args is not None and hasattr(bnb_args, "min_8bit_size"):
         args.append(f"min_8bit_size={bnb_args.min_8bit_size}")
+    for key in ("relative_step", "scale_parameter", "warmup_init"):  # Adafactor
+        if key in optimizer.defaults:
+            args.append(f"{key}={optimizer.defaults[key]}")
     return f"{cls.__module__}.{cls.__name__}({','.join(args)})"
 
 

@@ -103,3 +103,26 @@ def trained(tiny_model_dir: Path, product_dir: Path, tmp_path_factory: pytest.Te
     with one_torch_thread():
         result = train(config, progress=updates.append)
     return TrainedRun(config=config, result=result, progress=updates)
+
+
+@pytest.fixture
+def small_config(tiny_model_dir: Path, product_dir: Path, tmp_path: Path):
+    """Factory of short CPU runs: ``small_config(out="out", data=None, **overrides) -> TrainConfig``."""
+    from training import TrainConfig
+
+    def make(out: str = "out", data: Path | None = None, **overrides: object) -> TrainConfig:
+        settings: dict = {
+            "resolution": 64,
+            "train_batch_size": 2,
+            "max_train_steps": 4,
+            "learning_rate": 1e-3,
+        }
+        settings.update(overrides)
+        return TrainConfig(
+            pretrained_model=str(tiny_model_dir),
+            data_dir=str(data or product_dir),
+            output_dir=str(tmp_path / out),
+            **settings,
+        )
+
+    return make

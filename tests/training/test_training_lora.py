@@ -209,9 +209,12 @@ def test_adamw8bit_keeps_8bit_state_for_every_lora_tensor(tiny_model_dir: Path) 
     assert type(build_optimizer(params, "adamw", 1e-3)) is torch.optim.AdamW
 
 
-def test_output_dir_holds_only_the_lora(trained) -> None:
-    assert [p.name for p in Path(trained.config.output_dir).iterdir()] == ["brandx_v1.safetensors"]
+def test_output_dir_holds_only_the_lora_and_its_kohya_copy(trained) -> None:
+    assert sorted(p.name for p in Path(trained.config.output_dir).iterdir()) == [
+        "brandx_v1.kohya.safetensors", "brandx_v1.safetensors",
+    ]  # fmt: skip
     assert stat.S_IMODE(trained.result.lora_path.stat().st_mode) == 0o644  # not mkstemp's 0600
+    assert stat.S_IMODE(trained.result.kohya_path.stat().st_mode) == 0o644
 
 
 def test_save_lora_refuses_reserved_keys_and_leaves_nothing(tiny_model_dir: Path, tmp_path: Path) -> None:
