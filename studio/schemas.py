@@ -245,6 +245,8 @@ class TrainingRunView(Frozen):
     elapsed_s: float | None
     error: str | None
     lora: LoraView | None
+    resumed_from_step: int = 0
+    tensor_sha256: str | None = None
 
 
 class JobView(Frozen):

@@ -112,7 +112,7 @@ def execute(
         config = _make_config(studio, req, preset_for(studio), name, snap, curation.training_items(studio, snap), work)
         config.metadata.update(curation.rights_metadata(snap))
         config.metadata["ss_training_comment"] += f"; kit version {payload['version_id']}"
-        _enable_resume(config, work)
+        resumed_from = _enable_resume(config, work)
         result = training.train(config, progress=_progress_bridge(studio, job_id, owner, progress, lost),
                                 should_stop=lambda: lost.lost or bool(should_stop and should_stop()))  # fmt: skip
         if lost.lost:
@@ -121,7 +121,7 @@ def execute(
             _finish(studio, run_id, job_id, owner, "cancelled", "stopped before the last step")
             raise errors.TrainingError(f"training stopped at step {result.steps} of {config.max_train_steps}")
         view = _register(studio, run_id, job_id, owner, payload["kit_id"], payload["version_id"], name, model.ref,
-                         config, result)  # fmt: skip
+                         config, result, resumed_from)  # fmt: skip
         shutil.rmtree(work, ignore_errors=True)
         return view
     except training.TrainConfigError as exc:
@@ -171,11 +171,17 @@ def _run_row(studio: Studio, job_id: int, payload: dict[str, Any], base_ref: str
         return run.id
 
 
-def _enable_resume(config: Any, work: Path) -> None:
-    """Checkpoint a few times per run; resume from the last complete checkpoint if one exists."""
+def _enable_resume(config: Any, work: Path) -> int:
+    """Checkpoint a few times per run; resume from the last complete checkpoint if one exists.
+
+    Returns the step it resumes from (0 for a fresh start), recorded in the run's metrics.
+    """
     config.checkpointing_steps = max(1, config.max_train_steps // 4)
-    if any((work / "out" / "checkpoints").glob("step-*")):
+    steps = [int(p.name.removeprefix("step-")) for p in (work / "out" / "checkpoints").glob("step-*")
+             if p.name.removeprefix("step-").isdigit()]  # fmt: skip
+    if steps:
         config.resume_from = "latest"
+    return max(steps, default=0)
 
 
 def job_view(job: Any) -> JobView:
@@ -226,10 +232,11 @@ def _progress_bridge(
 
 def _register(
     studio: Studio, run_id: int, job_id: int, owner: str, kit_id: int, version_id: int, name: str, base_ref: str,
-    config: Any, result: Any,
+    config: Any, result: Any, resumed_from: int = 0,
 ) -> TrainingRunView:  # fmt: skip
     ref = studio.blobs.put_file(Path(result.lora_path))
     metrics = {
+        "resumed_from_step": resumed_from,
         "steps": result.steps, "losses": [float(x) for x in result.losses], "final_loss": float(result.final_loss),
         "elapsed_s": float(result.elapsed_s), "tensor_sha256": result.tensor_sha256,
     }  # fmt: skip

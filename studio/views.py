@@ -51,6 +51,7 @@ def run_view(run: Any, lora: LoraView | None, kit_version: int | None = None) ->
         id=run.id, kit_id=run.kit_id, kit_version=kit_version, job_id=run.job_id, status=run.status, steps=int(metrics.get("steps", 0)),
         final_loss=metrics.get("final_loss"), first_loss=losses[0] if losses else None,
         elapsed_s=metrics.get("elapsed_s"), error=run.error, lora=lora,
+        resumed_from_step=int(metrics.get("resumed_from_step", 0)), tensor_sha256=metrics.get("tensor_sha256"),
     )  # fmt: skip
 
 
