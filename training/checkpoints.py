@@ -35,7 +35,7 @@ from typing import Any
 
 from training.config import TrainConfig, TrainConfigError
 from training.dataset import Example, mask_path
-from training.lora import ADAPTER_NAME, UNET_PREFIX, file_tensor_sha256, write_atomic
+from training.lora import ADAPTER_NAME, UNET_PREFIX, file_tensor_sha256, fsync_dir, write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -323,7 +323,7 @@ def _publish(tmp: Path, final: Path) -> None:
     if final.exists():
         os.replace(final, trash)
     os.replace(tmp, final)
-    _fsync_path(final.parent)
+    fsync_dir(final.parent)
     shutil.rmtree(trash, ignore_errors=True)
 
 
@@ -339,17 +339,8 @@ def _fsync_tree(folder: Path) -> None:
         if path.is_file():
             with path.open("rb") as stream:
                 os.fsync(stream.fileno())
-    _fsync_path(folder)
+    fsync_dir(folder)
 
-
-def _fsync_path(folder: Path) -> None:
-    if os.name != "posix":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _rng_sha256(state: Any) -> str:
