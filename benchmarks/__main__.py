@@ -9,9 +9,10 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from benchmarks import generation, training  # noqa: E402
+from benchmarks import generation, sd15_memory, training  # noqa: E402
 
-BENCHMARKS = {"generation_overhead": generation.run, "training_vs_plain_loop": training.run}
+BENCHMARKS = {"generation_overhead": generation.run, "training_vs_plain_loop": training.run,
+              "sd15_step_memory": sd15_memory.run}
 
 
 def main() -> None:
