@@ -153,6 +153,6 @@ def _placeholder_warning() -> list[str]:
 
 
 def _version() -> str:
-    from studio.api import app_version
+    from studio.boundary import app_version
 
     return app_version()
