@@ -21,6 +21,7 @@ from pypdf import PdfReader, PdfWriter
 from brand_kits.colors import delta_e
 from brand_kits.errors import KitError
 from brand_kits.pdf_guide import ExtractedGuide, extract_pdf_guide
+from tests.fixtures import build_pdf
 
 FIX = "export the style guide again or enter its colours by hand"
 STYLE_CONTENT = (
@@ -53,21 +54,6 @@ def zeros_stream(megabytes: int, filters: int = 1) -> bytes:
     names = b" ".join([b"/FlateDecode"] * filters)
     return stream(data, b"/Filter [" + names + b"]")
 
-
-def build_pdf(objects: list[bytes], *, trailer: bytes = b"", prev_self: bool = False) -> bytes:
-    """Objects 1..n (object 1 is the catalog), a classic xref table with exact offsets, a trailer."""
-    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref_at = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    prev = b" /Prev %d" % xref_at if prev_self else b""
-    out += b"trailer\n<< /Size %d /Root 1 0 R%s %s>>\n" % (len(objects) + 1, prev, trailer)
-    out += b"startxref\n%d\n%%%%EOF\n" % xref_at
-    return bytes(out)
 
 
 def pages_pdf(

@@ -14,21 +14,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from tests.fixtures import render_np as render
 from training.config import DEFAULT_TARGET_MODULES
 from training.kohya import DROPPED_KEY, export_kohya
 from training.lora import attach_lora
-
-
-def render(pipe, seed: int = 7) -> np.ndarray:
-    generator = torch.Generator().manual_seed(seed)
-    return pipe(
-        "photo of brandx bottle",
-        num_inference_steps=3,
-        height=64,
-        width=64,
-        generator=generator,
-        output_type="np",
-    ).images[0]
 
 
 def pipeline(model: Path):  # -> StableDiffusionPipeline

@@ -14,6 +14,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from tests.fixtures import render_np as render
 from training import TrainConfigError, save_lora
 from training.config import DEFAULT_TARGET_MODULES
 from training.lora import attach_lora, file_tensor_sha256, matched_modules
@@ -37,17 +38,6 @@ def load_unet(model_dir: Path):  # -> UNet2DConditionModel
 
     return UNet2DConditionModel.from_pretrained(model_dir, subfolder="unet", local_files_only=True)
 
-
-def render(pipe, seed: int = 7) -> np.ndarray:
-    generator = torch.Generator().manual_seed(seed)
-    return pipe(
-        "photo of brandx bottle",
-        num_inference_steps=3,
-        height=64,
-        width=64,
-        generator=generator,
-        output_type="np",
-    ).images[0]
 
 
 # -- targets ------------------------------------------------------------------------------------
