@@ -1,4 +1,4 @@
-"""Standalone LoRA trainer for Stable Diffusion 1.x UNets (diffusers + peft + accelerate).
+"""Standalone LoRA trainer for Stable Diffusion 1.x and SDXL UNets (diffusers + peft + accelerate).
 
 ``python -m training --config run.json`` (or ``accelerate launch -m training --config run.json``)
 trains without the rest of Brand Studio. Importing this package is light: torch and the model

@@ -40,7 +40,7 @@ class _StopFlag:
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m training", description="Train a LoRA for an SD-1.x model."
+        prog="python -m training", description="Train a LoRA for an SD-1.x or SDXL model."
     )
     parser.add_argument("--config", required=True, help="path of a JSON TrainConfig")
     parser.add_argument(

@@ -22,6 +22,10 @@ import math
 import random
 from collections import Counter
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from training.config import TrainConfig
 
 Size = tuple[int, int]
 
@@ -50,6 +54,14 @@ def assign_bucket(image_size: Size, buckets: list[Size]) -> Size:
     return min(buckets, key=distance)
 
 
+def training_sizes(config: TrainConfig, image_sizes: list[Size]) -> list[Size]:
+    """The training size of each image: its bucket, or the ``resolution`` square without buckets."""
+    if not config.enable_bucket:
+        return [(config.resolution, config.resolution)] * len(image_sizes)
+    buckets = make_buckets(config.resolution, *config.bucket_range(), config.bucket_reso_steps)
+    return [assign_bucket(size, buckets) for size in image_sizes]
+
+
 def bucket_info(image_sizes: list[Size], sizes: list[Size]) -> str:
     """kohya's ``ss_bucket_info`` JSON: images per bucket and the mean aspect-ratio error."""
     counts = Counter(sizes)
@@ -69,10 +81,11 @@ class BatchPlan:
     seed: int
     num_processes: int = 1
     process_index: int = 0
+    stream: str = "order"  #: names the random stream; the class images (prior.py) have their own
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
         """All batches of ``epoch`` (every process's), each a list of example indices of one size."""
-        rng = random.Random(f"{self.seed}:order:{epoch}")
+        rng = random.Random(f"{self.seed}:{self.stream}:{epoch}")
         groups: dict[Size, list[int]] = {}
         for index, size in enumerate(self.sizes):
             groups.setdefault(size, []).append(index)

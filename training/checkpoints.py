@@ -2,9 +2,12 @@
 
 A checkpoint folder holds accelerate's ``save_state`` files (optimizer, LR scheduler, the RNG states of
 python/numpy/torch/CUDA and accelerate's step counter -- *not* the frozen UNet: a hook removes it),
-``lora.safetensors`` (the LoRA so far, loadable on its own) and ``state.json``: the step, the position
-in the data order (epoch, batches consumed), the losses so far, a fingerprint of the settings and of
-the data folder, and hashes to verify the LoRA file and the restored torch RNG state.
+``lora.safetensors`` (the LoRA so far -- the text encoders' too with ``train_text_encoder`` --, loadable
+on its own; for SDXL its header also names the family and the UNet layout, so ``kohya.kohya_from_file``
+can convert it) and ``state.json``: the step, the position in the data order (epoch, batches consumed;
+with prior preservation also in the class images' own order), the losses so far, a fingerprint of the
+settings and of the data folder(s), and hashes to verify the LoRA file and the restored torch RNG state.
+The optimizer state covers every trained LoRA (UNet and text encoders: one optimizer).
 
 Crash safety (bad_inputs 34, 35, 41): a checkpoint is written into ``checkpoints/.tmp-step-NNNNNN``,
 every file fsynced, then renamed to its final name (atomic on one file system), so a folder under a
@@ -16,7 +19,7 @@ its temp folder and raises; older checkpoints are untouched.
 
 Resuming checks the checkpoint belongs to the same run: the same settings (except those in
 ``RESUME_FREE_FIELDS``, which do not change what is trained), the same data (file contents and
-captions, wherever the folder now is) and the same number of processes; otherwise it refuses with a
+captions, wherever the folder now is; the class images too) and the same number of processes; otherwise it refuses with a
 ``TrainConfigError`` naming what differs. Files are read with accelerate's loader, which unpickles
 with ``torch.load(weights_only=True)``.
 """
@@ -29,13 +32,18 @@ import logging
 import os
 import re
 import shutil
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from training.config import TrainConfig, TrainConfigError
 from training.dataset import Example, mask_path
+from training.family import unet_family
 from training.lora import ADAPTER_NAME, UNET_PREFIX, file_tensor_sha256, fsync_dir, write_atomic
+from training.metadata import family_metadata
+from training.sgm import layout_json
+from training.text_encoder import load_text_encoder_lora
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +60,13 @@ _TMP_PREFIX, _TRASH_PREFIX = ".tmp-", ".trash-"
 #: checkpoint cadence, exports. ``data_dir`` is compared by content instead of by path.
 RESUME_FREE_FIELDS = frozenset(
     {"output_dir", "output_name", "data_dir", "max_train_steps", "metadata", "checkpointing_steps",
-     "checkpoints_total_limit", "resume_from", "export_kohya"}
+     "checkpoints_total_limit", "resume_from", "export_kohya", "class_data_dir"}
+)  # fmt: skip
+#: Settings newer than the first checkpoints: left out of the fingerprint while at their defaults, so
+#: a checkpoint written before they existed still belongs to the same run.
+OPTIONAL_FIELDS = frozenset(
+    {"train_text_encoder", "text_encoder_lr", "text_encoder_rank", "text_encoder_alpha", "class_prompt",
+     "num_class_images", "prior_loss_weight"}
 )  # fmt: skip
 
 
@@ -76,6 +90,8 @@ class CheckpointState:
     rng_sha256: str
     started_at: float
     format: int = STATE_FORMAT
+    class_epoch: int = 0  #: prior preservation: epoch of the next class batch
+    class_batch_in_epoch: int = 0  #: class batches of that epoch already consumed
 
 
 @dataclass(frozen=True)
@@ -89,9 +105,17 @@ def checkpoints_root(config: TrainConfig) -> Path:
     return Path(config.output_dir) / CHECKPOINTS_DIR
 
 
-def fingerprint(config: TrainConfig, examples: list[Example]) -> RunFingerprint:
-    """What makes two runs the same run: the settings that shape training, and the data's content."""
-    settings = {k: v for k, v in config.to_dict().items() if k not in RESUME_FREE_FIELDS}
+def fingerprint(
+    config: TrainConfig, examples: list[Example], class_examples: Sequence[Example] = ()
+) -> RunFingerprint:
+    """What makes two runs the same run: the settings that shape training, and the data's content
+    (the class images' too, with prior preservation)."""
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    settings = {
+        k: v
+        for k, v in config.to_dict().items()
+        if k not in RESUME_FREE_FIELDS and not (k in OPTIONAL_FIELDS and v == defaults[k])
+    }
     settings["pretrained_model"] = str(Path(config.pretrained_model).resolve())
     config_sha = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
     items = []
@@ -103,7 +127,11 @@ def fingerprint(config: TrainConfig, examples: list[Example]) -> RunFingerprint:
             example.caption,
             _file_sha256(mask) if config.masked_loss and mask.is_file() else None,
         ])  # fmt: skip
-    dataset_sha = hashlib.sha256(json.dumps(items).encode()).hexdigest()
+    data: Any = items
+    if class_examples:
+        classes = [[e.image_path.name, _file_sha256(e.image_path), e.caption] for e in class_examples]
+        data = {"instance": items, "class": classes}
+    dataset_sha = hashlib.sha256(json.dumps(data).encode()).hexdigest()
     return RunFingerprint(settings, config_sha, dataset_sha)
 
 
@@ -199,7 +227,7 @@ def _check_same_run(folder: Path, state: CheckpointState, run: RunFingerprint) -
         ]
         problems.append("other settings: " + "; ".join(changed or ["(settings format changed)"]))
     if state.dataset_sha256 != run.dataset_sha256:
-        problems.append("the data folder's images, captions or masks changed")
+        problems.append("the data folder's (or class_data_dir's) images, captions or masks changed")
     if problems:
         raise TrainConfigError(
             {"resume_from": f"checkpoint {folder} belongs to another run ({' / '.join(problems)}); "
@@ -211,10 +239,17 @@ class Checkpointer:
     """Saves and restores this run's checkpoints through its Accelerator."""
 
     def __init__(
-        self, accelerator: Any, unet: Any, config: TrainConfig, run: RunFingerprint, started_at: float
+        self,
+        accelerator: Any,
+        unet: Any,
+        config: TrainConfig,
+        run: RunFingerprint,
+        started_at: float,
+        text_encoders: Mapping[str, Any] | None = None,
     ) -> None:
         self.accelerator = accelerator
         self.unet = unet  # the bare (unwrapped) UNet carrying the LoRA
+        self.text_encoders = dict(text_encoders or {})  # key prefix -> bare text encoder with a LoRA
         self.config = config
         self.run = run
         self.started_at = started_at
@@ -223,8 +258,18 @@ class Checkpointer:
         accelerator.register_save_state_pre_hook(_drop_model_weights)
         accelerator.register_load_state_pre_hook(self._load_lora_instead_of_model)
 
-    def save(self, step: int, epoch: int, batch_in_epoch: int, losses: list[float]) -> Path:
-        """Write, publish, verify and rotate the checkpoint of ``step`` (every process calls this)."""
+    def save(
+        self,
+        step: int,
+        epoch: int,
+        batch_in_epoch: int,
+        losses: list[float],
+        class_position: tuple[int, int] = (0, 0),
+    ) -> Path:
+        """Write, publish, verify and rotate the checkpoint of ``step`` (every process calls this).
+
+        ``class_position`` is ``(epoch, batches consumed)`` in the class images' order (prior.py).
+        """
         accelerator = self.accelerator
         name = f"step-{step:06d}"
         tmp, final = self.root / f"{_TMP_PREFIX}{name}", self.root / name
@@ -235,7 +280,7 @@ class Checkpointer:
         try:
             accelerator.save_state(str(tmp))
             if accelerator.is_main_process:
-                self._write_own_files(tmp, step, epoch, batch_in_epoch, losses)
+                self._write_own_files(tmp, step, (epoch, batch_in_epoch), class_position, losses)
                 _publish(tmp, final)
                 try:
                     read_verified(final)
@@ -268,17 +313,17 @@ class Checkpointer:
         logger.info("resumed from %s at step %d", folder, state.step)
 
     def _write_own_files(
-        self, tmp: Path, step: int, epoch: int, batch_in_epoch: int, losses: list[float]
-    ) -> None:
+        self, tmp: Path, step: int, position: tuple[int, int], class_position: tuple[int, int],
+        losses: list[float],
+    ) -> None:  # fmt: skip
         import torch
 
         from training.lora import save_lora
 
-        save_lora(
-            self.unet, tmp / LORA_FILE, {"ss_steps": str(step), "ss_output_name": self.config.output_name}
-        )
+        save_lora(self.unet, tmp / LORA_FILE, self._lora_metadata(step), self.text_encoders)
         state = CheckpointState(
-            step=step, epoch=epoch, batch_in_epoch=batch_in_epoch, losses=list(losses),
+            step=step, epoch=position[0], batch_in_epoch=position[1], losses=list(losses),
+            class_epoch=class_position[0], class_batch_in_epoch=class_position[1],
             config_sha256=self.run.config_sha256, settings=self.run.settings,
             dataset_sha256=self.run.dataset_sha256, num_processes=self.accelerator.num_processes,
             lora_tensor_sha256=file_tensor_sha256(tmp / LORA_FILE),
@@ -286,6 +331,14 @@ class Checkpointer:
         )  # fmt: skip
         write_atomic(tmp / STATE_FILE, json.dumps(asdict(state), indent=1).encode())
         _fsync_tree(tmp)
+
+    def _lora_metadata(self, step: int) -> dict[str, str]:
+        """Header of a checkpoint's LoRA: the step and name; for SDXL also what ``kohya_from_file``
+        needs to name its modules (family and UNet layout)."""
+        metadata = {"ss_steps": str(step), "ss_output_name": self.config.output_name}
+        if unet_family(self.unet.config) == "sdxl":
+            metadata.update(family_metadata("sdxl", layout_json(self.unet.config)))
+        return metadata
 
     def _rotate(self, keep: Path) -> None:
         """Delete the oldest complete checkpoints beyond the limit (never ``keep``)."""
@@ -296,20 +349,27 @@ class Checkpointer:
             logger.info("removed old checkpoint %s", folder.name)
 
     def _load_lora_instead_of_model(self, models: list[Any], input_dir: str) -> None:
+        """Load the LoRA(s) from ``lora.safetensors``; accelerate then loads no model weights."""
         import safetensors.torch
         from peft import set_peft_model_state_dict
 
-        unet = self.accelerator.unwrap_model(models.pop())
+        own = {id(self.unet), *(id(m) for m in self.text_encoders.values())}
+        models[:] = [m for m in models if id(self.accelerator.unwrap_model(m)) not in own]
         prefix = f"{UNET_PREFIX}."
         tensors = safetensors.torch.load_file(str(Path(input_dir) / LORA_FILE))
-        state = {k.removeprefix(prefix): v for k, v in tensors.items()}
-        result: Any = set_peft_model_state_dict(unet, state, adapter_name=ADAPTER_NAME)
+        state = {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
+        result: Any = set_peft_model_state_dict(self.unet, state, adapter_name=ADAPTER_NAME)
         missing = [k for k in result.missing_keys if "lora_" in k]
         if result.unexpected_keys or missing:
             raise CheckpointError(
                 f"{input_dir}: LoRA does not fit this UNet (unexpected {result.unexpected_keys[:3]}, "
                 f"missing {missing[:3]})"
             )
+        for name, encoder in self.text_encoders.items():
+            try:
+                load_text_encoder_lora(encoder, tensors, name)
+            except ValueError as exc:
+                raise CheckpointError(f"{input_dir}: {exc}") from exc
 
 
 def _drop_model_weights(models: list[Any], weights: list[Any], output_dir: str) -> None:
@@ -340,7 +400,6 @@ def _fsync_tree(folder: Path) -> None:
             with path.open("rb") as stream:
                 os.fsync(stream.fileno())
     fsync_dir(folder)
-
 
 
 def _rng_sha256(state: Any) -> str:

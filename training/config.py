@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from training.family import model_family
+
 #: UNet layers LoRA is attached to by default: the attention projections of every transformer block
 #: (``attn1`` self- and ``attn2`` cross-attention), the transformer's in/out projections and
 #: feed-forward, and the ResNet convolutions ("LoCon"-style). Names are matched by peft as a suffix
@@ -39,6 +41,8 @@ RESERVED_METADATA_KEYS = frozenset(
 )
 #: Sub-folders a diffusers SD-1.x folder must have for training.
 MODEL_SUBFOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
+#: Sub-folders a diffusers SDXL (``StableDiffusionXLPipeline``) folder must have for training.
+SDXL_SUBFOLDERS = (*MODEL_SUBFOLDERS, "text_encoder_2", "tokenizer_2")
 _OUTPUT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -95,6 +99,16 @@ class TrainConfig:
     resume_from: str | None = None  #: "latest" or a checkpoint folder
     # -- outputs ---------------------------------------------------------------------------------
     export_kohya: bool = True  #: also write ``<output_name>.kohya.safetensors`` (kohya key names)
+    # -- text-encoder LoRA (text_encoder.py); None = the UNet's value ----------------------------
+    train_text_encoder: bool = False  #: also train a LoRA on the CLIP text encoder(s); no text caching
+    text_encoder_lr: float | None = None
+    text_encoder_rank: int | None = None
+    text_encoder_alpha: float | None = None
+    # -- prior preservation (class_images.py, prior.py; DreamBooth): on with a class_data_dir ----
+    class_data_dir: str | None = None  #: images + .txt captions of the class ("a photo of a bottle")
+    class_prompt: str | None = None  #: caption of generated class images
+    num_class_images: int = 0  #: generate class images until the folder holds this many
+    prior_loss_weight: float = 1.0
 
     # -- validation -----------------------------------------------------------------------------
 
@@ -109,6 +123,10 @@ class TrainConfig:
             message = _check_data_dir_contents(Path(self.data_dir))
             if message:
                 problems["data_dir"] = message
+        from training.class_images import class_image_problems  # light; imported here to avoid a cycle
+
+        for name, message in class_image_problems(self, problems).items():
+            problems.setdefault(name, message)
         for name, message in _cross_field_problems(self).items():
             problems.setdefault(name, message)
         if problems:
@@ -118,6 +136,13 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def text_encoder_settings(self) -> tuple[float, int, float]:
+        """``(learning rate, rank, alpha)`` of the text-encoder LoRA (each None falls back to the UNet's)."""
+        lr = self.learning_rate if self.text_encoder_lr is None else self.text_encoder_lr
+        rank = self.rank if self.text_encoder_rank is None else self.text_encoder_rank
+        alpha = self.alpha if self.text_encoder_alpha is None else self.text_encoder_alpha
+        return lr, rank, alpha
 
     def bucket_range(self) -> tuple[int, int]:
         """``(min_bucket_reso, max_bucket_reso)`` with the defaults filled in.
@@ -215,6 +240,14 @@ def _check_model_dir(value: object) -> str:
     folder = Path(value)
     if not folder.is_dir():
         return f"folder {folder} does not exist; give a local diffusers folder (hub ids are resolved by the caller)"
+    if model_family(folder) == "sdxl":
+        missing = [name for name in SDXL_SUBFOLDERS if not (folder / name).is_dir()]
+        if missing:
+            return (
+                f"{folder} is an SDXL model (StableDiffusionXLPipeline) but lacks sub-folder(s) "
+                f"{', '.join(missing)}; an SDXL folder needs {', '.join(SDXL_SUBFOLDERS)}"
+            )
+        return ""
     missing = [name for name in MODEL_SUBFOLDERS if not (folder / name).is_dir()]
     if missing:
         return f"{folder} is not a diffusers SD folder: missing sub-folder(s) {', '.join(missing)}"
@@ -330,6 +363,12 @@ def _cross_field_problems(config: TrainConfig) -> dict[str, str]:
             problems["min_bucket_reso"] = f"must be <= resolution ({config.resolution}), got {low}"
         if high < config.resolution:
             problems["max_bucket_reso"] = f"must be >= resolution ({config.resolution}), got {high}"
+    if config.train_text_encoder is not True:
+        for name in ("text_encoder_lr", "text_encoder_rank", "text_encoder_alpha"):
+            if getattr(config, name) is not None:
+                problems[name] = (
+                    "is only used with train_text_encoder true; set train_text_encoder or remove it"
+                )
     return problems
 
 
@@ -368,4 +407,10 @@ _FIELD_CHECKS: dict[str, Any] = {
     "checkpoints_total_limit": _int_at_least(1),
     "resume_from": _check_resume_from,
     "export_kohya": _check_bool,
+    "train_text_encoder": _check_bool,
+    "text_encoder_lr": _optional(_positive_finite),
+    "text_encoder_rank": _optional(_int_at_least(1)),
+    "text_encoder_alpha": _optional(_positive_finite),
+    "num_class_images": _int_at_least(0),  # class_data_dir, class_prompt: class_images.py
+    "prior_loss_weight": _non_negative_finite,
 }

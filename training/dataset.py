@@ -225,6 +225,19 @@ class TrainingImages:
             return [plain]
         return [plain, Variant(plain.index, plain.width, plain.height, plain.left, plain.top, True)]
 
+    def add_time_ids(self, variant: Variant) -> tuple[int, int, int, int, int, int]:
+        """SDXL's size conditioning of ``variant``: ``(original_h, original_w, crop_top, crop_left,
+        target_h, target_w)``.
+
+        original = the upright image's size; crop = where the training picture's top-left corner lies
+        in the resized (covering) image as the model sees it, i.e. in the mirrored image when the
+        variant is flipped (as diffusers' SDXL script and sd-scripts compute it); target = the bucket.
+        """
+        width, height = self.image_size(variant.index)
+        covered_width = cover_size((width, height), (variant.width, variant.height))[0]
+        left = covered_width - variant.left - variant.width if variant.flip else variant.left
+        return height, width, variant.top, left, variant.height, variant.width
+
     def pixels(self, variant: Variant) -> Any:
         """float32 ``(3, height, width)`` in [-1, 1]."""
         import numpy as np

@@ -9,6 +9,13 @@ File layout (what ``StableDiffusionPipeline.load_lora_weights`` reads in diffuse
   (``lora_alpha`` included) instead of guessing ``alpha = rank``;
 - the caller's metadata (``ss_*``, ``modelspec.*``) plus two hashes of the tensor payload.
 
+With a text-encoder LoRA (``train_text_encoder``) the file also holds
+``text_encoder.text_model.<module path>.lora_A/B.weight`` (and ``text_encoder_2.`` for SDXL's second
+encoder) and ``lora_adapter_metadata`` their LoraConfigs under ``text_encoder.`` / ``text_encoder_2.``,
+as diffusers' ``save_lora_weights`` writes them. Paths always start with ``text_model.`` (the layout
+of older transformers' ``CLIPTextModel`` and of ``CLIPTextModelWithProjection``, which kohya,
+ComfyUI and A1111 expect); diffusers drops it for an encoder without that level.
+
 Hashes. The *tensor payload* is the file minus its 8-byte length prefix and JSON header: the bytes
 kohya's ``addnet_hash_safetensors`` (sd-scripts ``library/train_util.py``) hashes, which A1111
 reads back from ``sshs_model_hash`` for "Lora hashes". safetensors lays tensors out in an order
@@ -41,6 +48,10 @@ logger = logging.getLogger(__name__)
 ADAPTER_NAME = "default"
 #: Key prefix of the UNet's tensors (diffusers' ``StableDiffusionLoraLoaderMixin.unet_name``).
 UNET_PREFIX = "unet"
+#: Key prefixes of the text encoders' tensors (diffusers' ``text_encoder_name``, SDXL's second).
+TEXT_ENCODER_PREFIXES = ("text_encoder", "text_encoder_2")
+#: The path level CLIP text models had (and ``CLIPTextModelWithProjection`` still has) above ``encoder``.
+TEXT_MODEL = "text_model."
 _HASH_BLOCK = 1024 * 1024
 #: Mode of written files: what ``open()`` gives under the usual umask 022.
 FILE_MODE = 0o644
@@ -99,17 +110,37 @@ def lora_state_dict(unet: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {f"{UNET_PREFIX}.{key}": t.detach().to("cpu").contiguous() for key, t in state.items()}
 
 
-def lora_adapter_metadata(unet: Any) -> str:
+def text_encoder_state_dict(text_encoder: torch.nn.Module, prefix: str) -> dict[str, torch.Tensor]:
+    """A text encoder's adapter tensors as ``<prefix>.text_model.<path>.lora_A.weight`` ..., on CPU."""
+    from peft import get_peft_model_state_dict
+
+    state = get_peft_model_state_dict(text_encoder, adapter_name=ADAPTER_NAME)
+    if not state:
+        raise ValueError(f"{prefix} has no LoRA adapter to save; attach one first")
+    return {f"{prefix}.{text_model_path(key)}": t.detach().to("cpu").contiguous() for key, t in state.items()}
+
+
+def text_model_path(path: str) -> str:
+    """``path`` of a text encoder's module or tensor with the ``text_model.`` level (added if missing)."""
+    return path if path.startswith(TEXT_MODEL) else TEXT_MODEL + path
+
+
+def lora_adapter_metadata(unet: Any, text_encoders: Mapping[str, Any] | None = None) -> str:
     """The ``lora_adapter_metadata`` header value, as diffusers' ``write_lora_layers`` builds it.
 
     Sets become *sorted* lists (diffusers uses ``list(set)``, whose order changes between runs) so
-    the same adapter always yields the same header text.
+    the same adapter always yields the same header text. ``text_encoders`` maps a key prefix
+    (``TEXT_ENCODER_PREFIXES``) to a text encoder carrying an adapter.
     """
-    config = unet.peft_config[ADAPTER_NAME].to_dict()
-    plain = {
-        f"{UNET_PREFIX}.{key}": sorted(value) if isinstance(value, set) else value
-        for key, value in config.items()
-    }
+    plain: dict[str, Any] = {}
+    for prefix, model in {UNET_PREFIX: unet, **(text_encoders or {})}.items():
+        config = model.peft_config[ADAPTER_NAME].to_dict()
+        plain.update(
+            {
+                f"{prefix}.{key}": sorted(value) if isinstance(value, set) else value
+                for key, value in config.items()
+            }
+        )
     return json.dumps(plain, indent=2, sort_keys=True)
 
 
@@ -130,23 +161,31 @@ def file_tensor_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def save_lora(unet: torch.nn.Module, path: Path, metadata: Mapping[str, str]) -> str:
+def save_lora(
+    unet: torch.nn.Module,
+    path: Path,
+    metadata: Mapping[str, str],
+    text_encoders: Mapping[str, torch.nn.Module] | None = None,
+) -> str:
     """Write the UNet's LoRA to ``path`` atomically; return the SHA-256 (hex) of the whole file.
 
     ``metadata`` (all strings) is merged into the header next to ``format``,
     ``lora_adapter_metadata``, ``sshs_model_hash`` and ``modelspec.hash_sha256``, which this
-    function writes and which ``metadata`` may therefore not contain.
+    function writes and which ``metadata`` may therefore not contain. ``text_encoders`` (key prefix
+    -> text encoder with an adapter) adds their LoRAs to the file.
     """
     import safetensors.torch
 
     path = Path(path)
     _check_metadata(metadata)
     tensors = lora_state_dict(unet)
+    for prefix, text_encoder in (text_encoders or {}).items():
+        tensors.update(text_encoder_state_dict(text_encoder, prefix))
     tensor_hash = payload_sha256(safetensors.torch.save(tensors))
     header = {
         **metadata,
         "format": "pt",
-        "lora_adapter_metadata": lora_adapter_metadata(unet),
+        "lora_adapter_metadata": lora_adapter_metadata(unet, text_encoders),
         "sshs_model_hash": tensor_hash,
         "modelspec.hash_sha256": f"0x{tensor_hash}",
     }

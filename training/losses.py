@@ -12,8 +12,12 @@
   ``min(SNR(t), gamma) / (SNR(t) + 1)`` for v targets, with ``SNR(t) = abar_t / (1 - abar_t)``
   (the diffusers and kohya scripts' formulas).
 
+SDXL's UNet also takes ``added_cond_kwargs`` (pooled text embeddings and size ``time_ids``); they are
+passed when given and change nothing else.
+
 Random draws (``randn`` for the noise and offset, ``randint`` for the timesteps) use torch's
-global generator, which accelerate's checkpoints save and restore.
+global generator, which accelerate's checkpoints save and restore -- or the caller's ``generator``
+(prior preservation's class batches, which must not shift the instance batches' draws).
 """
 
 from __future__ import annotations
@@ -60,23 +64,36 @@ def noise_loss(
     mask: torch.Tensor | None = None,
     noise_offset: float = 0.0,
     min_snr_gamma: float | None = None,
+    pooled_embeds: torch.Tensor | None = None,
+    time_ids: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """The scalar training loss of one micro-batch (mean over its samples)."""
+    """The scalar training loss of one micro-batch (mean over its samples).
+
+    ``pooled_embeds`` and ``time_ids`` (SDXL) go to the UNet as ``added_cond_kwargs``. ``generator``
+    (on the latents' device) draws the noise and timesteps instead of torch's global generator.
+    """
     # Not randn_like: it follows the input's memory layout, so equal latents with other strides
     # (a VAE output is a strided view) would get their noise values in another order.
-    noise = torch.randn(latents.shape, device=latents.device, dtype=latents.dtype)
+    noise = torch.randn(latents.shape, device=latents.device, dtype=latents.dtype, generator=generator)
     if noise_offset > 0:
         shape = (latents.shape[0], latents.shape[1], 1, 1)
-        noise = noise + noise_offset * torch.randn(shape, device=latents.device, dtype=latents.dtype)
+        offset = torch.randn(shape, device=latents.device, dtype=latents.dtype, generator=generator)
+        noise = noise + noise_offset * offset
     num_timesteps = noise_scheduler.config.num_train_timesteps
-    timesteps = torch.randint(0, num_timesteps, (latents.shape[0],), device=latents.device).long()
+    timesteps = torch.randint(
+        0, num_timesteps, (latents.shape[0],), device=latents.device, generator=generator
+    ).long()
     noisy_latents = noise_scheduler.add_noise(latents, noise, timesteps)
     prediction_type = noise_scheduler.config.prediction_type
     if prediction_type == "v_prediction":
         target = noise_scheduler.get_velocity(latents, noise, timesteps)
     else:
         target = noise
-    prediction = unet(noisy_latents, timesteps, encoder_hidden_states, return_dict=False)[0]
+    extra: dict[str, Any] = {}
+    if pooled_embeds is not None or time_ids is not None:
+        extra["added_cond_kwargs"] = {"text_embeds": pooled_embeds, "time_ids": time_ids}
+    prediction = unet(noisy_latents, timesteps, encoder_hidden_states, return_dict=False, **extra)[0]
     per_sample = masked_mse(prediction, target, mask)
     if min_snr_gamma is not None:
         weights = min_snr_weights(noise_scheduler.alphas_cumprod, timesteps, min_snr_gamma, prediction_type)

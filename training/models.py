@@ -1,4 +1,10 @@
-"""Loading the SD-1.x parts, freezing them, attaching the LoRA; the run's Accelerator."""
+"""Loading the SD-1.x or SDXL parts, freezing them, attaching the LoRA; the run's Accelerator.
+
+An SDXL folder (``family.model_family``) adds ``tokenizer_2`` / ``text_encoder_2`` (a
+``CLIPTextModelWithProjection``) to the SD-1.x parts. Its VAE sets ``force_upcast`` (it overflows in
+float16), so under fp16 mixed precision it stays in float32 (``vae_dtype``), as in diffusers' SDXL
+pipelines.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from typing import Any
 import torch
 
 from training.config import TrainConfig, TrainConfigError
+from training.family import ModelFamily, model_family, unet_family
 from training.lora import attach_lora
 from training.metadata import PREDICTION_TYPES
 
@@ -18,13 +25,20 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class ModelParts:
-    """The pipeline parts training uses; ``vae`` / ``text_encoder`` become None once released."""
+    """The pipeline parts training uses; ``vae`` / the text encoders become None once released.
+
+    ``tokenizer_2`` / ``text_encoder_2`` are SDXL's second CLIP (None for SD-1.x); ``family`` says
+    which kind of model this is ("sd1" or "sdxl") and stays valid after the encoders are released.
+    """
 
     tokenizer: Any
     text_encoder: Any
     vae: Any
     unet: Any
     noise_scheduler: Any
+    tokenizer_2: Any = None
+    text_encoder_2: Any = None
+    family: ModelFamily = "sd1"
 
 
 def make_accelerator(config: TrainConfig) -> Any:
@@ -53,28 +67,48 @@ def load_frozen_with_lora(config: TrainConfig, accelerator: Any) -> tuple[ModelP
     """Load the parts, freeze them (half precision under mixed precision) and add a float32 LoRA.
 
     The UNet attends with diffusers' default processor, ``AttnProcessor2_0`` (PyTorch SDPA), and
-    recomputes activations in the backward pass when ``gradient_checkpointing`` is on.
+    recomputes activations in the backward pass when ``gradient_checkpointing`` is on. With
+    ``train_text_encoder`` the text encoder(s) get a LoRA too (text_encoder.py).
     """
     from diffusers.training_utils import cast_training_params
 
     parts = load_parts(Path(config.pretrained_model))
     dtype = weight_dtype(accelerator.mixed_precision)
-    for module in (parts.text_encoder, parts.vae, parts.unet):
-        module.requires_grad_(False)
-        module.to(accelerator.device)
-        if dtype != torch.float32:
-            module.to(dtype=dtype)
+    freeze(parts, accelerator.device, dtype)
     attach_lora(parts.unet, rank=config.rank, alpha=config.alpha, target_modules=config.target_modules)
     cast_training_params(parts.unet, dtype=torch.float32)
     if config.gradient_checkpointing:
         parts.unet.enable_gradient_checkpointing()
     parts.unet.train()
+    if config.train_text_encoder:
+        from training.text_encoder import attach_text_encoder_lora
+
+        _, rank, alpha = config.text_encoder_settings()
+        attach_text_encoder_lora(
+            parts, rank=rank, alpha=alpha, gradient_checkpointing=config.gradient_checkpointing
+        )
     return parts, dtype
 
 
+def freeze(parts: ModelParts, device: torch.device, dtype: torch.dtype) -> None:
+    """Make every part untrainable and move it to ``device`` in ``dtype`` (the VAE in ``vae_dtype``)."""
+    frozen = [
+        (parts.text_encoder, dtype), (parts.text_encoder_2, dtype),
+        (parts.vae, vae_dtype(dtype, parts.vae.config, parts.family)), (parts.unet, dtype),
+    ]  # fmt: skip
+    for module, module_dtype in frozen:
+        if module is None:
+            continue
+        module.requires_grad_(False)
+        module.to(device)
+        if module_dtype != torch.float32:
+            module.to(dtype=module_dtype)
+
+
 def load_parts(folder: Path) -> ModelParts:
+    """Load the parts of the SD-1.x or SDXL folder ``folder`` (safetensors, local files only)."""
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTokenizer
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
     local = {"local_files_only": True}
     weights = {"local_files_only": True, "use_safetensors": True}
@@ -85,6 +119,10 @@ def load_parts(folder: Path) -> ModelParts:
         "unet": (UNet2DConditionModel, weights),
         "noise_scheduler": (DDPMScheduler, local),
     }
+    family = model_family(folder)
+    if family == "sdxl":
+        loaders["tokenizer_2"] = (CLIPTokenizer, local)
+        loaders["text_encoder_2"] = (CLIPTextModelWithProjection, weights)
     loaded = {}
     for name, (cls, kwargs) in loaders.items():
         subfolder = "scheduler" if name == "noise_scheduler" else name
@@ -94,7 +132,12 @@ def load_parts(folder: Path) -> ModelParts:
             raise TrainConfigError(
                 {"pretrained_model": f"cannot load {subfolder} from {folder} (safetensors only): {exc}"}
             ) from exc
-    parts = ModelParts(**loaded)
+    parts = ModelParts(**loaded, family=family)
+    if unet_family(parts.unet.config) != family:
+        raise TrainConfigError(
+            {"pretrained_model": f"{folder} is laid out as an SDXL pipeline but its UNet does not take SDXL's "
+             "'text_time' conditioning (addition_embed_type); it is neither SD-1.x nor SDXL"}
+        )  # fmt: skip
     prediction_type = parts.noise_scheduler.config.prediction_type
     if prediction_type not in PREDICTION_TYPES:
         raise TrainConfigError(
@@ -102,6 +145,17 @@ def load_parts(folder: Path) -> ModelParts:
              f"supported: {', '.join(PREDICTION_TYPES)}"}
         )  # fmt: skip
     return parts
+
+
+def vae_dtype(dtype: torch.dtype, vae_config: Any, family: ModelFamily) -> torch.dtype:
+    """The VAE's dtype: float32 instead of float16 when an SDXL VAE's config sets ``force_upcast``.
+
+    As in diffusers, only SDXL pipelines honour the flag: ``AutoencoderKL`` defaults it to True, so
+    SD-1.x VAEs carry it too, and their encoding stays as it always was (float16 under fp16).
+    """
+    if family == "sdxl" and dtype == torch.float16 and getattr(vae_config, "force_upcast", False):
+        return torch.float32
+    return dtype
 
 
 def weight_dtype(mixed_precision: str) -> torch.dtype:

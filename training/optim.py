@@ -20,32 +20,37 @@ LR_SCHEDULER = "constant_with_warmup"
 MIN_8BIT_SIZE = 64
 
 
-def build_optimizer(params: Iterable[torch.nn.Parameter], name: str, learning_rate: float) -> Any:
+def build_optimizer(
+    params: Iterable[torch.nn.Parameter] | list[dict[str, Any]], name: str, learning_rate: float
+) -> Any:
     """``bitsandbytes.optim.AdamW8bit`` (``adamw8bit``), ``torch.optim.AdamW`` (``adamw``) or
     ``transformers.optimization.Adafactor`` (``adafactor``).
+
+    ``params`` is a list of parameters, or of param groups (``{"params": [...], "lr": ...}``: the
+    UNet's and the text encoders' LoRA with their own learning rates); ``learning_rate`` is the default.
 
     Adafactor runs with the given learning rate as is: ``relative_step=False`` (no built-in
     schedule), ``scale_parameter=False`` (no scaling by each tensor's RMS, which is 0 for LoRA's
     zero-initialised ``lora_B``) and ``warmup_init=False`` -- kohya's recommended LoRA settings.
     """
-    params = list(params)
-    if not params:
+    groups: list[Any] = [{**g, "params": list(g["params"])} if isinstance(g, dict) else g for g in params]
+    if not groups or any(isinstance(g, dict) and not g["params"] for g in groups):
         raise ValueError("no trainable parameters: the LoRA adapter was not attached")
     if name == "adamw8bit":
         import bitsandbytes as bnb
 
         return bnb.optim.AdamW8bit(
-            params, lr=learning_rate, weight_decay=WEIGHT_DECAY, min_8bit_size=MIN_8BIT_SIZE
+            groups, lr=learning_rate, weight_decay=WEIGHT_DECAY, min_8bit_size=MIN_8BIT_SIZE
         )
     if name == "adamw":
         import torch
 
-        return torch.optim.AdamW(params, lr=learning_rate, weight_decay=WEIGHT_DECAY)
+        return torch.optim.AdamW(groups, lr=learning_rate, weight_decay=WEIGHT_DECAY)
     if name == "adafactor":
         from transformers.optimization import Adafactor
 
         return Adafactor(
-            params, lr=learning_rate, relative_step=False, scale_parameter=False, warmup_init=False
+            groups, lr=learning_rate, relative_step=False, scale_parameter=False, warmup_init=False
         )
     raise ValueError(f"unknown optimizer {name!r}; use 'adamw8bit', 'adamw' or 'adafactor'")
 

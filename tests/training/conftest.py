@@ -79,6 +79,14 @@ def product_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_product_set(tmp_path_factory.mktemp("products"))
 
 
+@pytest.fixture(scope="session")
+def sdxl_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny SDXL pipeline (tests/sdxl_model.py) as a diffusers folder."""
+    from tests.sdxl_model import write_tiny_sdxl
+
+    return write_tiny_sdxl(tmp_path_factory.mktemp("sdxl") / "tiny-sdxl")
+
+
 @dataclass
 class TrainedRun:
     config: object  # training.TrainConfig

@@ -114,9 +114,9 @@ def test_inexpressible_modules_are_left_out_with_a_note(
 def test_every_default_target_of_sd15_is_expressible() -> None:
     from diffusers import UNet2DConditionModel
 
-    from tests.training.test_training_lora import SD15_UNET
     from training.kohya import EXPRESSIBLE
     from training.lora import matched_modules
+    from training.reference import SD15_UNET
 
     with torch.device("meta"):
         sd15 = UNet2DConditionModel(**SD15_UNET)

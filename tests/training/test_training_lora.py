@@ -18,19 +18,7 @@ from tests.fixtures import render_np as render
 from training import TrainConfigError, save_lora
 from training.config import DEFAULT_TARGET_MODULES
 from training.lora import attach_lora, file_tensor_sha256, matched_modules
-
-#: SD-1.5's UNet config (runwayml/stable-diffusion-v1-5 unet/config.json, architecture keys only).
-SD15_UNET = {
-    "sample_size": 64,
-    "in_channels": 4,
-    "out_channels": 4,
-    "layers_per_block": 2,
-    "block_out_channels": (320, 640, 1280, 1280),
-    "down_block_types": ("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-    "up_block_types": ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-    "cross_attention_dim": 768,
-    "attention_head_dim": 8,
-}
+from training.reference import SD15_UNET
 
 
 def load_unet(model_dir: Path):  # -> UNet2DConditionModel
