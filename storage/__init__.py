@@ -28,6 +28,7 @@ from storage.repos import (
     JobRepo,
     LoraRepo,
     TrainingRunRepo,
+    TrainingSampleRepo,
 )
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "StorageError",
     "StorageFull",
     "TrainingRunRepo",
+    "TrainingSampleRepo",
     "check_integrity",
     "current_revision",
     "make_engine",

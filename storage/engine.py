@@ -1,4 +1,4 @@
-"""Engine factory: SQLite tuned for one app + worker processes sharing a file; PostgreSQL passes through.
+"""Engine factory: SQLite tuned for one app + worker processes sharing a file; PostgreSQL via psycopg 3.
 
 SQLite connections get WAL, foreign keys, a 15 s busy timeout and ``synchronous=NORMAL`` on every
 connect. The sqlite3 driver's own transaction handling is switched off (``isolation_level = None``)
@@ -17,6 +17,8 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
+
+from storage.errors import StorageError
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,8 @@ def sqlite_file(engine_or_url: Engine | URL | str) -> Path | None:
 def make_engine(url: str) -> Engine:
     """Create the engine for ``url``; for a SQLite file, create its folder and install the pragmas."""
     parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        return _make_postgres_engine(parsed)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(parsed, pool_pre_ping=True)
     if parsed.get_driver_name() not in ("pysqlite", ""):
@@ -63,6 +67,23 @@ def make_engine(url: str) -> Engine:
     engine = create_engine(parsed)
     _install_sqlite_events(engine)
     return engine
+
+
+def _make_postgres_engine(parsed: URL) -> Engine:
+    """PostgreSQL through psycopg 3 (the ``postgres`` extra); a bare ``postgresql://`` URL means psycopg.
+
+    No pragmas and no BEGIN override: PostgreSQL runs at READ COMMITTED, where the job queue's
+    conditional UPDATEs and ``FOR UPDATE SKIP LOCKED`` claims (see :mod:`storage.jobs`) are safe.
+    """
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    try:
+        return create_engine(parsed, pool_pre_ping=True)
+    except ModuleNotFoundError as err:
+        raise StorageError(
+            f"the PostgreSQL driver for {parsed.drivername!r} is not installed ({err}); install it with "
+            "pip install 'brand-studio[postgres]' (psycopg 3), or use a sqlite:/// URL"
+        ) from err
 
 
 def write_engine(engine: Engine) -> Engine:

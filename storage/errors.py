@@ -90,11 +90,15 @@ def translate_db_error(err: BaseException, where: str = "") -> StorageError | No
     """Return the StorageError for a DB-API/SQLAlchemy error, or None if it is not a storage fault.
 
     Recognises disk full, read-only database, corruption and integrity violations, both for the
-    sqlite3 driver (by result code and message) and, by message, for other drivers.
+    sqlite3 driver (by result code and message) and, by message, for other drivers; on PostgreSQL a
+    too-long string or too-large number (SQLSTATE 22001/22003) is an integrity violation too.
     """
     orig: BaseException = err.orig if isinstance(err, sa_exc.DBAPIError) else err  # type: ignore[assignment]
     if isinstance(err, sa_exc.IntegrityError) or isinstance(orig, sqlite3.IntegrityError):
         return IntegrityViolation(describe_integrity_error(str(orig)))
+    value_rule = _PG_VALUE_RULES.get(str(getattr(orig, "sqlstate", "")))  # PostgreSQL enforces these
+    if value_rule is not None:
+        return IntegrityViolation(f"cannot save: {value_rule} ({_first_line(str(orig))})")
     if not isinstance(orig, sqlite3.Error | sa_exc.DBAPIError) and not isinstance(err, sa_exc.DBAPIError):
         return None
     code = _sqlite_code(orig)
@@ -114,6 +118,12 @@ def translate_db_error(err: BaseException, where: str = "") -> StorageError | No
     return None
 
 
+# SQLSTATEs of PostgreSQL data errors that break a column's rule (SQLite stores such values as given).
+_PG_VALUE_RULES = {
+    "22001": "a text value is longer than its column allows; shorten it",
+    "22003": "a number is too large for its column; use a smaller value",
+}
+
 _SQLITE_INTEGRITY = [
     (
         re.compile(r"UNIQUE constraint failed: (?P<what>.+)"),
@@ -129,12 +139,35 @@ _SQLITE_INTEGRITY = [
         "it refers to a row that does not exist (or removes a row that other rows still use); "
         "check the ids involved",
     ),
+    # PostgreSQL wording (psycopg): the constraint's name says which rule.
+    (
+        re.compile(r'duplicate key value violates unique constraint "(?P<what>[^"]+)"'),
+        "a row with the same value already exists ({what}); choose a different value",
+    ),
+    (
+        re.compile(r'violates check constraint "(?P<what>[^"]+)"'),
+        "a value breaks the rule {what}; correct the value",
+    ),
+    (
+        re.compile(r'null value in column "(?P<what>[^"]+)".* violates not-null constraint'),
+        "{what} is required but was empty",
+    ),
+    (
+        re.compile(r"violates foreign key constraint"),
+        "it refers to a row that does not exist (or removes a row that other rows still use); "
+        "check the ids involved",
+    ),
 ]
 
 
+def _first_line(message: str) -> str:
+    return message.strip().splitlines()[0] if message.strip() else "integrity error"
+
+
 def describe_integrity_error(message: str) -> str:
-    """A readable sentence for an integrity error message (SQLite wording; others pass through)."""
-    first_line = message.strip().splitlines()[0] if message.strip() else "integrity error"
+    """A readable sentence for an integrity error message (SQLite and PostgreSQL wording; others pass
+    through)."""
+    first_line = _first_line(message)
     for pattern, template in _SQLITE_INTEGRITY:
         match = pattern.search(first_line)
         if match:

@@ -6,6 +6,13 @@ checked through its row count, so two workers can never both win the same job: o
 transactions are serialised (BEGIN IMMEDIATE), on PostgreSQL the loser's UPDATE re-checks the WHERE
 after the winner commits and matches nothing. A job whose lease expired (worker killed) is claimable
 again, and its ``attempts`` counter keeps growing; ``max_attempts`` turns it into a failure.
+
+On PostgreSQL (READ COMMITTED) the transactions are not serialised, so a claim first locks the
+oldest claimable row with ``FOR NO KEY UPDATE SKIP LOCKED``: workers never queue behind each other's
+uncommitted claims, and ``claim_next`` never answers "nothing to do" just because other workers held
+its candidates while jobs remained. The multi-row UPDATEs (giving up, requeueing) take only rows no
+other transaction holds, the same way, so workers running them together neither wait nor deadlock.
+SQLite keeps the plain candidate loop (its writers hold the database lock for the whole transaction).
 """
 
 from __future__ import annotations
@@ -49,6 +56,14 @@ def _check_lease(lease_s: float) -> timedelta:
 class JobRepo:
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._skip_locked = session.get_bind().dialect.name == "postgresql"
+
+    def _unlocked(self, condition: ColumnElement[bool]) -> ColumnElement[bool]:
+        """``condition``, narrowed on PostgreSQL to the rows no other transaction holds (and locked)."""
+        if not self._skip_locked:
+            return condition
+        free = select(Job.id).where(condition).correlate(None).with_for_update(key_share=True, skip_locked=True)
+        return and_(condition, Job.id.in_(free))
 
     def _update(self, statement: Any) -> int:
         result = cast(
@@ -124,7 +139,11 @@ class JobRepo:
         query = select(Job.id, Job.attempts).where(_claimable(now))
         if kind_list is not None:
             query = query.where(Job.kind.in_(kind_list))
-        query = query.order_by(Job.created_at, Job.id).limit(_CLAIM_CANDIDATES)
+        query = query.order_by(Job.created_at, Job.id)
+        if self._skip_locked:  # lock the oldest row nobody else is claiming; skip, never wait
+            query = query.limit(1).with_for_update(key_share=True, skip_locked=True)
+        else:
+            query = query.limit(_CLAIM_CANDIDATES)
         for job_id, attempts in self.session.execute(query).all():
             claimed = self._update(
                 update(Job)
@@ -160,7 +179,7 @@ class JobRepo:
             condition = and_(condition, Job.kind.in_(kinds))
         failed = self._update(
             update(Job)
-            .where(condition)
+            .where(self._unlocked(condition))
             .values(
                 status="failed",
                 error=f"gave up after {max_attempts} attempts (the worker stopped without finishing)",
@@ -249,7 +268,7 @@ class JobRepo:
             self._fail_exhausted(now, max_attempts, None)
         requeued = self._update(
             update(Job)
-            .where(_expired(now))
+            .where(self._unlocked(_expired(now)))
             .values(status="queued", lease_owner=None, lease_expires_at=None, updated_at=now)
         )
         if requeued:

@@ -134,7 +134,16 @@ class KitVersionRepo:
     def create_or_get(
         self, kit_id: int, manifest: Mapping[str, Any], manifest_sha256: str, blob_shas: Iterable[str]
     ) -> tuple[KitVersion, bool]:
-        """The version with this manifest, or a new one numbered after the kit's last (immutable)."""
+        """The version with this manifest, or a new one numbered after the kit's last (immutable).
+
+        On PostgreSQL the kit row is locked first, so two concurrent snapshots of one kit take turns
+        (the second finds the first's version) instead of both numbering "last + 1". SQLite's write
+        transactions are serialised already.
+        """
+        if self.session.get_bind().dialect.name == "postgresql":
+            self.session.execute(
+                select(BrandKit.id).where(BrandKit.id == kit_id).with_for_update(key_share=True)
+            )
         existing = self.session.scalars(
             select(KitVersion).where(KitVersion.kit_id == kit_id, KitVersion.manifest_sha256 == manifest_sha256)
         ).first()

@@ -5,6 +5,10 @@ SQLite migrations run in a single ``BEGIN IMMEDIATE`` transaction (transactional
 schema. Foreign-key enforcement is switched off for the migration connection, as SQLite's documented
 ALTER TABLE procedure requires (a batch "move and copy" would otherwise cascade deletes when it drops
 the old table), and ``PRAGMA foreign_key_check`` must pass before the commit.
+
+PostgreSQL migrations run in one transaction too (its DDL is transactional), holding a transaction
+advisory lock so workers starting together migrate once. They are not backed up automatically:
+:mod:`storage.backups` copies SQLite files; use ``pg_dump`` for PostgreSQL.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from storage.models import Base
 logger = logging.getLogger(__name__)
 
 #: The newest schema revision this code knows (tests assert it equals the scripts' head).
-HEAD: str = "0002"
+HEAD: str = "0003"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _PG_MIGRATION_LOCK = 0x4252414E44  # "BRAND": serialises concurrent start-ups on PostgreSQL
 
@@ -91,6 +95,9 @@ def _check_not_foreign(connection: Connection, revision: str | None) -> None:
 def upgrade_to_head(engine: Engine, backup_dir: Path | None) -> MigrationReport:
     """Bring the schema to :data:`HEAD`, backing up a non-empty SQLite file first.
 
+    Other backends (PostgreSQL) are not backed up here: a warning says to use their own tool
+    (``pg_dump``). Concurrent start-ups on PostgreSQL queue on an advisory lock; the first migrates.
+
     Raises SchemaTooNew (database untouched) when the database was migrated by a newer app.
     """
     known = known_revisions()
@@ -112,6 +119,14 @@ def upgrade_to_head(engine: Engine, backup_dir: Path | None) -> MigrationReport:
             backup_path = backup_sqlite(path, backup_dir, before)
         elif path is not None and backup_dir is None:
             logger.warning("migrating %s without a backup (no backup_dir given)", path)
+        elif path is None and not is_sqlite(engine) and before is not None:
+            logger.warning(
+                "migrating %s database %s from %s without an automatic backup (backups are SQLite file "
+                "copies); back it up yourself first, e.g. pg_dump --format=custom",
+                connection.dialect.name,
+                engine.url.render_as_string(hide_password=True),
+                before,
+            )
         logger.info("migrating database schema %s -> %s", before or "base", HEAD)
         command.upgrade(alembic_config(connection), "head")
     return MigrationReport(from_revision=before, to_revision=HEAD, backup_path=backup_path)

@@ -251,7 +251,31 @@ class LoraAdapter(Base):
     rank: Mapped[int] = mapped_column(Integer, nullable=False)
     alpha: Mapped[float] = mapped_column(Float, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    #: the kohya-format copy (A1111 / ComfyUI key names), when one was made
+    kohya_sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"), nullable=True)
+    #: the training step of the checkpoint this LoRA came from (None: the run's final weights)
+    step: Mapped[int | None] = mapped_column(Integer, nullable=True)
     __table_args__ = (CheckConstraint("rank > 0", name="ck_lora_adapters_rank"),)
+
+
+class TrainingSample(Base):
+    """One validation image: a fixed prompt and seed rendered with the LoRA of one checkpoint."""
+
+    __tablename__ = "training_samples"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    training_run_id: Mapped[int] = mapped_column(
+        ForeignKey("training_runs.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    step: Mapped[int] = mapped_column(Integer, nullable=False)
+    lora_sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"), nullable=False)
+    prompt: Mapped[str] = mapped_column(Text, nullable=False)
+    seed: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    image_sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    __table_args__ = (
+        CheckConstraint("step > 0", name="ck_training_samples_step"),
+        UniqueConstraint("training_run_id", "step", "seed", name="uq_training_samples_run_step_seed"),
+    )
 
 
 class Generation(Base):

@@ -28,6 +28,7 @@ from storage.models import (
     KitVersionBlob,
     LoraAdapter,
     TrainingRun,
+    TrainingSample,
     utcnow,
 )
 
@@ -38,6 +39,7 @@ __all__ = [
     "JobRepo",
     "JobStatus",
     "LoraRepo",
+    "TrainingSampleRepo",
     "TrainingRunRepo",
 ]
 
@@ -86,7 +88,8 @@ class BlobRepo:
         return self.session.get(Blob, sha256)
 
     def referenced_shas(self) -> set[str]:
-        """Blobs some row still uses (kit assets, LoRA adapters, generated images)."""
+        """Blobs some row still uses (kit assets, LoRA adapters and their kohya copies, training samples,
+        generated images)."""
         return set(self.session.scalars(select(_referenced().c[0])).all())
 
     def recorded_shas(self) -> set[str]:
@@ -116,6 +119,9 @@ def _referenced() -> Subquery:
         select(KitAsset.mask_sha256).where(KitAsset.mask_sha256.is_not(None)),
         select(KitVersionBlob.blob_sha256),
         select(LoraAdapter.blob_sha256),
+        select(LoraAdapter.kohya_sha256).where(LoraAdapter.kohya_sha256.is_not(None)),
+        select(TrainingSample.lora_sha256),
+        select(TrainingSample.image_sha256),
         select(GenerationImage.blob_sha256),
     ).subquery()
 
@@ -193,9 +199,13 @@ class LoraRepo:
         training_run_id: int | None = None,
         trigger_phrase: str = "",
         kit_version_id: int | None = None,
+        kohya_sha256: str | None = None,
+        step: int | None = None,
     ) -> LoraAdapter:
         lora = LoraAdapter(
             kit_version_id=kit_version_id,
+            kohya_sha256=kohya_sha256,
+            step=step,
             name=name,
             blob_sha256=blob_sha256,
             base_model_ref=base_model_ref,
@@ -222,6 +232,32 @@ class LoraRepo:
             query = query.where(LoraAdapter.kit_id == kit_id)
         query = query.order_by(LoraAdapter.created_at.desc(), LoraAdapter.id.desc())
         return builtins.list(self.session.scalars(query).all())
+
+
+class TrainingSampleRepo:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, run_id: int, step: int, lora_sha256: str, prompt: str, seed: int, image_sha256: str) -> TrainingSample:
+        """Record one validation image (each seed of a step has its own prompt); the same (run, step,
+        seed) again returns the existing row (a resumed run re-samples a checkpoint it had sampled)."""
+        existing = self.session.scalars(
+            select(TrainingSample).where(
+                TrainingSample.training_run_id == run_id, TrainingSample.step == step, TrainingSample.seed == seed,
+            )
+        ).one_or_none()  # fmt: skip
+        if existing is not None:
+            return existing
+        row = TrainingSample(training_run_id=run_id, step=step, lora_sha256=lora_sha256, prompt=prompt, seed=seed,
+                             image_sha256=image_sha256)  # fmt: skip
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def list_for_run(self, run_id: int) -> builtins.list[TrainingSample]:
+        """The run's samples by step, then prompt order of creation."""
+        query = select(TrainingSample).where(TrainingSample.training_run_id == run_id)
+        return builtins.list(self.session.scalars(query.order_by(TrainingSample.step, TrainingSample.id)).all())
 
 
 class GenerationRepo:

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from storage import (
+    HEAD,
     AssetRepo,
     BlobRef,
     BlobRepo,
@@ -42,7 +43,7 @@ def test_0002_upgrades_existing_rows_with_safe_defaults_and_downgrades_keeping_d
                           "caption, created_at) VALUES (1, :s, 'photo', 'a.png', 64, 64, 'cap', "
                           "'2026-01-01 00:00:00')"), {"s": _sha(1)})  # fmt: skip
     report = upgrade_to_head(engine, tmp_path / "backups")
-    assert (report.from_revision, report.to_revision) == ("0001", "0002") and report.backup_path is not None
+    assert (report.from_revision, report.to_revision) == ("0001", HEAD) and report.backup_path is not None
     with engine.connect() as conn:
         kit = conn.execute(text("SELECT background_color, style_guide FROM brand_kits")).one()
         asset = conn.execute(text("SELECT source, licence, consent, warnings, mask_sha256, caption FROM kit_assets")).one()

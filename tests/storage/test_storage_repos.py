@@ -25,6 +25,7 @@ from storage import (
     RowNotFound,
     StorageError,
     TrainingRunRepo,
+    TrainingSampleRepo,
 )
 from storage.models import Blob, BrandKit, Generation, KitAsset, LoraAdapter
 from storage.repos import _insert_or_get
@@ -215,6 +216,28 @@ def test_loras_newest_first_and_unique_name(db: Database, store: BlobStore, kit:
         LoraRepo(session).create("acme-v1", sha, "builtin:tiny", 4, 4.0)
     with pytest.raises(IntegrityViolation, match="ck_lora_adapters_rank"), db.session() as session:
         LoraRepo(session).create("rank0", sha, "builtin:tiny", 0, 4.0)
+
+
+def test_training_samples_are_recorded_once_per_step_and_seed_and_keep_their_blobs(
+    db: Database, store: BlobStore, kit: BrandKit
+) -> None:
+    lora, image, kohya = (_blob(db, store, data, "application/octet-stream") for data in (b"w", b"png", b"k"))
+    with db.session() as session:
+        run = TrainingRunRepo(session).create(kit.id, "builtin:tiny", {})
+        repo = TrainingSampleRepo(session)
+        first = repo.add(run.id, 10, lora, "acme bottle", 0, image)
+        again = repo.add(run.id, 10, lora, "acme bottle", 0, image)  # a resumed run samples step 10 again
+        repo.add(run.id, 5, lora, "acme bottle", 1, image)
+        LoraRepo(session).create("acme-step10", lora, "builtin:tiny", 4, 4.0, kit_id=kit.id, training_run_id=run.id,
+                                 kohya_sha256=kohya, step=10)  # fmt: skip
+    assert first.id == again.id
+    with db.session(write=False) as session:
+        assert [(x.step, x.seed) for x in TrainingSampleRepo(session).list_for_run(run.id)] == [(5, 1), (10, 0)]
+        assert {lora, image, kohya} <= BlobRepo(session).referenced_shas()
+    with db.session() as session:
+        assert BlobRepo(session).delete_unreferenced(datetime.now(UTC) + timedelta(days=1)) == []
+    with pytest.raises(IntegrityViolation, match="ck_training_samples_step"), db.session() as session:
+        TrainingSampleRepo(session).add(run.id, 0, lora, "p", 2, image)
 
 
 def test_generation_create_get_list_count(db: Database, store: BlobStore, kit: BrandKit) -> None:
