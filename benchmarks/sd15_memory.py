@@ -14,19 +14,44 @@ import subprocess
 import sys
 from typing import Any
 
-SD15_UNET = {
-    "sample_size": 64, "in_channels": 4, "out_channels": 4, "layers_per_block": 2,
-    "block_out_channels": [320, 640, 1280, 1280], "cross_attention_dim": 768, "attention_head_dim": 8,
-    "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
-    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
-}  # fmt: skip
+from training.reference import SD15_UNET, SDXL_UNET
 
 
 def run(runs: int = 1) -> dict[str, Any]:
     sides = {side: _side(side) for side in ("plain", "ours")}
+    device = sides["ours"]["device"]
+    for side in sides.values():
+        side["estimate_over_measured"] = round(side["preflight_estimate_mb"] / side["peak_mb"], 3)
     return {
         "unet": "SD-1.5 config, random weights", "resolution": 512, "batch": 1, **sides,
         "peak_ratio_ours_over_plain": round(sides["ours"]["peak_mb"] / sides["plain"]["peak_mb"], 3),
+        "sdxl_1024_estimate_mb": _sdxl_estimates(device),
+    }  # fmt: skip
+
+
+def _estimate(unet_config: dict[str, Any], device: str, **settings: Any) -> float:
+    """The trainer's preflight estimate (training.preflight) for a UNet config, rank 16, no VAE / text
+    encoder resident (as in this step: inputs as if cached)."""
+    import tempfile
+    from pathlib import Path
+
+    from training.config import TrainConfig
+    from training.preflight import estimate
+
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "unet").mkdir()
+        (Path(tmp) / "unet" / "config.json").write_text(json.dumps(unet_config))
+        config = TrainConfig(pretrained_model=tmp, data_dir="", output_dir="", rank=16, alpha=16.0, **settings)
+        return estimate(config, device).peak_mb
+
+
+def _sdxl_estimates(device: str) -> dict[str, float]:
+    """Estimated (not measured) peaks of one SDXL LoRA step at 1024 px, batch 1, on CUDA."""
+    del device
+    return {
+        "fp16_checkpointing_8bit": _estimate(SDXL_UNET, "cuda", resolution=1024, mixed_precision="fp16",
+                                             gradient_checkpointing=True),
+        "fp32_plain_adamw": _estimate(SDXL_UNET, "cuda", resolution=1024, optimizer="adamw"),
     }  # fmt: skip
 
 
@@ -72,7 +97,9 @@ def _step(ours: bool) -> dict[str, Any]:
         peak = torch.cuda.max_memory_allocated() / 2**20
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"device": device, "peak_mb": round(peak, 1), "lora_params": sum(p.numel() for p in params)}
+    settings = {"gradient_checkpointing": True} if ours else {"optimizer": "adamw"}
+    return {"device": device, "peak_mb": round(peak, 1), "lora_params": sum(p.numel() for p in params),
+            "preflight_estimate_mb": _estimate(SD15_UNET, device, **settings)}  # fmt: skip
 
 
 if __name__ == "__main__":

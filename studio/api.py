@@ -31,6 +31,8 @@ from studio.schemas import (
     LoraView,
     ModelInfoView,
     TrainingRunView,
+    TrainingSampleView,
+    TrainPlanView,
     TrainPresetView,
     TrainProgressView,
     TrainRequest,
@@ -149,12 +151,51 @@ class Studio(KitFacade):
                              stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
         return True
 
-    def training_preset(self) -> TrainPresetView:
-        """The settings one click uses for the current base model."""
-        from studio.training_run import preset_for
+    def training_preset(self, kit_id: int | None = None) -> TrainPresetView:
+        """The settings one click uses for the base model, this machine's device memory tier and the
+        kit's photo count (1 photo when no kit is given)."""
+        from studio.train_presets import preset_for
 
         with translate_errors():
-            return preset_for(self)
+            photos = self.get_kit(kit_id).photo_count if kit_id is not None else 1
+            return preset_for(self, max(1, photos))
+
+    def training_plan(self, req: TrainRequest) -> TrainPlanView:
+        """Preflight without starting: the preset, the peak-memory estimate on this machine and any
+        downgrades; raises ``TrainingError`` explaining why it cannot fit."""
+        from studio.training_run import preview_plan
+
+        with translate_errors():
+            return preview_plan(self, req)
+
+    def list_training_samples(self, run_id: int) -> list[TrainingSampleView]:
+        """The validation images of each checkpoint of a run, by step."""
+        from studio.training_samples import list_samples
+
+        with translate_errors():
+            return list_samples(self, run_id)
+
+    def pick_checkpoint(self, run_id: int, step: int, name: str | None = None) -> LoraView:
+        """Register the LoRA of one sampled checkpoint of a finished run (with its kohya-format copy)."""
+        from studio.training_samples import pick_checkpoint
+
+        with translate_errors():
+            return pick_checkpoint(self, run_id, step, name)
+
+    def lora_export(self, lora_id: int, fmt: str = "diffusers") -> tuple[str, bytes]:
+        """``(file name, bytes)`` of a LoRA to download: ``diffusers`` (PEFT keys, loads with
+        ``load_lora_weights``) or ``kohya`` (``lora_unet_*`` keys for AUTOMATIC1111 / ComfyUI)."""
+        with translate_errors(), self.db.session() as s:
+            row = storage.LoraRepo(s).get(lora_id)
+            if row is None:
+                raise errors.NotFound(f"LoRA {lora_id} does not exist")
+            if fmt not in ("diffusers", "kohya"):
+                raise errors.InvalidInput("format must be 'diffusers' or 'kohya'", field="format")
+            sha = row.blob_sha256 if fmt == "diffusers" else row.kohya_sha256
+            if sha is None:
+                raise errors.NotFound(f"LoRA {row.name} has no kohya-format copy (nothing in it maps to kohya names)")
+            name = f"{row.name}.safetensors" if fmt == "diffusers" else f"{row.name}.kohya.safetensors"
+        return name, self.read_blob(sha)
 
     def list_loras(self, kit_id: int | None = None) -> list[LoraView]:
         with translate_errors(), self.db.session() as s:

@@ -16,7 +16,7 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from studio import cli_kits  # noqa: F401  (registers the `kit` commands)
+from studio import cli_kits, cli_train  # noqa: F401  (register the `kit` and training commands)
 from studio.api import Studio
 from studio.cli_base import app, err, out, studio_session
 from studio.fileio import atomic_write_bytes
@@ -25,6 +25,7 @@ from studio.schemas import (
     GenerationView,
     JobView,
     LoraChoice,
+    TrainProgressView,
     TrainRequest,
 )
 from studio.settings import Settings
@@ -73,6 +74,9 @@ def train(
     resolution: Annotated[int | None, typer.Option(help="Default: the preset")] = None,
     seed: int = 0,
     name: Annotated[str | None, typer.Option(help="LoRA name; default <kit>-vN")] = None,
+    flip: Annotated[bool, typer.Option(help="Mirror photos at random (ignored for kits with logos)")] = False,
+    text_encoder: Annotated[bool, typer.Option(help="Also train a text-encoder LoRA")] = False,
+    prior: Annotated[bool, typer.Option(help="Prior preservation with generated class images")] = False,
     wait: Annotated[bool, typer.Option(help="Wait for the LoRA (else only queue the job for a worker)")] = True,
 ) -> None:
     """Train a LoRA on a kit's photos and register it. With a worker running, the job runs there and
@@ -81,7 +85,8 @@ def train(
 
     with studio_session() as studio:
         req = TrainRequest.of(kit_id=kit_id, max_train_steps=steps, rank=rank, learning_rate=lr,
-                              train_batch_size=batch_size, resolution=resolution, seed=seed, name=name)  # fmt: skip
+                              train_batch_size=batch_size, resolution=resolution, seed=seed, name=name,
+                              flip=flip, train_text_encoder=text_encoder, prior_preservation=prior)  # fmt: skip
         if not wait:
             job = studio.enqueue_training(req)
             started = studio.ensure_worker()
@@ -93,14 +98,21 @@ def train(
             if job.status != "succeeded":
                 raise typer.Exit(2)
             return
-        total = steps or studio.training_preset().max_train_steps
+        total = steps or studio.training_preset(kit_id).max_train_steps
         with Progress(console=err, transient=True) as bar:
             task = bar.add_task("training", total=total)
-            run = studio.train_lora(req, lambda p: bar.update(task, completed=p.step, description=f"loss {p.loss:.4f}"))
+            run = studio.train_lora(req, lambda p: bar.update(task, completed=p.step, total=p.total_steps,
+                                                              description=_train_line(p)))  # fmt: skip
     lora = run.lora
     assert lora is not None  # a succeeded run always has its LoRA
     out.print(f"LoRA {lora.id} '{lora.name}' sha256 {lora.sha256[:12]}: {run.steps} steps, "
               f"loss {run.first_loss:.4f} -> {run.final_loss:.4f}", markup=False)  # fmt: skip
+
+
+def _train_line(p: TrainProgressView) -> str:
+    from studio.train_presets import steps_label
+
+    return f"loss {p.loss:.4f} · {p.steps_per_s:.2f} it/s · ETA {steps_label(p.eta_s)}"
 
 
 def _watch_job(studio: Studio, job_id: int) -> JobView:

@@ -36,7 +36,7 @@ def run_generation(
     from studio.generation.engine import GenerationJob, LoraSpec
 
     model = studio.resolve(model_ref)
-    prompt, negative = composed if composed is not None else _compose_prompt(studio, req)
+    prompt, negative = composed if composed is not None else compose_prompt(studio, req)
     kit_id = req.kit_id
     loras = _recipe_loras(studio, req.loras)
     width = req.width or model.default_size
@@ -108,7 +108,7 @@ def rerender(studio: Studio, generation_id: int, progress: StepProgressFn | None
     )
 
 
-def _compose_prompt(studio: Studio, req: GenerateRequest) -> tuple[str, str]:
+def compose_prompt(studio: Studio, req: GenerateRequest) -> tuple[str, str]:
     """Brand prompt composition: the kit's trigger and class noun lead (unless the user wrote the
     trigger), the style guide's fragment follows, and its don'ts/banned terms join the negative."""
     limit = studio.settings.max_prompt_chars

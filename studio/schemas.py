@@ -126,6 +126,13 @@ class TrainRequest(Request):
     seed: int = Field(0, ge=0, le=MAX_SEED)
     optimizer: str = Field("adamw8bit", pattern="^(adamw8bit|adamw)$")
     name: str | None = Field(None, min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    #: mirror photos at random (doubles the views); ignored for kits with logos: it would mirror them
+    flip: bool = False
+    #: also train a LoRA on the text encoder(s) (stronger trigger word; text embeddings are not cached)
+    train_text_encoder: bool = False
+    #: prior preservation: also learn from generic photos of the class noun, generated once by the base
+    #: model, so "a bottle" without the trigger keeps looking like any bottle
+    prior_preservation: bool = False
 
     @field_validator("learning_rate")
     @classmethod
@@ -231,6 +238,8 @@ class LoraView(Frozen):
     base_model_ref: str
     trigger_phrase: str
     created_at: datetime
+    kohya_sha256: str | None = None
+    step: int | None = None  #: the checkpoint step it came from (None: the run's final weights)
 
 
 class TrainingRunView(Frozen):
@@ -263,7 +272,8 @@ class JobView(Frozen):
 
 
 class TrainPresetView(Frozen):
-    """The settings one click uses for the current base model (a row of the preset table)."""
+    """The settings one click uses: a row of the preset table for the base model family and the device
+    memory tier, scaled to the kit size, then fitted to the memory budget by the preflight."""
 
     name: str
     max_train_steps: int
@@ -271,12 +281,43 @@ class TrainPresetView(Frozen):
     learning_rate: float
     train_batch_size: int
     resolution: int
+    family: str = "sd1"
+    tier: str = "cpu"  #: cpu, 6gb, 8gb, 12gb or 24gb
+    gradient_checkpointing: bool = False
+    mixed_precision: str = "no"
+    optimizer: str = "adamw8bit"
+    gradient_accumulation_steps: int = 1
+
+
+class TrainPlanView(Frozen):
+    """What the preflight decided for a run on this machine's device."""
+
+    preset: TrainPresetView
+    device: str
+    budget_mb: int
+    estimate_mb: float
+    estimate_summary: str
+    changes: tuple[str, ...] = ()
+
+
+class TrainingSampleView(Frozen):
+    """One validation image of a training checkpoint."""
+
+    id: int
+    training_run_id: int
+    step: int
+    prompt: str
+    seed: int
+    image_sha256: str
+    lora_sha256: str
 
 
 class TrainProgressView(Frozen):
     step: int
     total_steps: int
     loss: float
+    steps_per_s: float = 0.0
+    eta_s: float | None = None
 
 
 class GeneratedImageView(Frozen):

@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     max_prompt_chars: int = Field(4000, ge=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
     job_lease_s: float = Field(60.0, gt=0, description="A worker silent this long loses its job to another.")
+    train_memory_budget_mb: int | None = Field(
+        None, ge=256, description="Device memory training may use (MB). Default: detected (GPU total, else free RAM)."
+    )
+    validation_images: int = Field(
+        2, ge=0, le=8, description="Validation prompts rendered from each training checkpoint (0 = none)."
+    )
 
     @field_validator("models_dirs", mode="before")
     @classmethod

@@ -41,6 +41,7 @@ def lora_view(row: Any, short_hash: str) -> LoraView:
         id=row.id, name=row.name, kit_id=row.kit_id, training_run_id=row.training_run_id,
         sha256=row.blob_sha256, short_hash=short_hash, rank=row.rank, alpha=row.alpha,
         base_model_ref=row.base_model_ref, trigger_phrase=row.trigger_phrase, created_at=row.created_at,
+        kohya_sha256=row.kohya_sha256, step=row.step,
     )  # fmt: skip
 
 

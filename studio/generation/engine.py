@@ -127,6 +127,13 @@ class Engine:
             self._base_scheduler_config = dict(pipe.scheduler.config)
             return self._pipe
 
+    def drop_adapter(self, key: str) -> None:
+        """Unload one adapter (e.g. a training checkpoint's, once its samples are rendered)."""
+        with self._lock:
+            if key in self._adapters and self._pipe is not None:
+                self._pipe.delete_adapters([key])
+            self._adapters.discard(key)
+
     def unload(self) -> None:
         with self._lock:
             self._pipe = None

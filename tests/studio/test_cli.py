@@ -45,9 +45,23 @@ def test_kit_train_generate_rerender_via_cli(data_env: Path, tmp_path: Path) -> 
                                  "--from-folder", str(photos)])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "with 3 photos" in result.output
+    result = runner.invoke(app, ["plan", "1"])
+    assert result.exit_code == 0, result.output
+    assert "preset: CPU smoke (built-in model) (tier cpu)" in result.output and "GB peak" in result.output
     result = runner.invoke(app, ["train", "1", "--steps", "6"])
     assert result.exit_code == 0, result.output
     assert "LoRA 1 'acme-bottle-v1'" in result.output
+    # checkpoints every max(1, 6 // 4) = 1 step, each sampled; pick step 3, export both formats
+    result = runner.invoke(app, ["samples", "1", "--out", str(tmp_path / "samples")])
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "samples").glob("run1-step*-seed*.png"))) == 12
+    result = runner.invoke(app, ["pick", "1", "3"])
+    assert result.exit_code == 0 and "LoRA 2 'acme-bottle-v1-step3' from step 3" in result.output, result.output
+    result = runner.invoke(app, ["export-lora", "2", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "acme-bottle-v1-step3.kohya.safetensors").is_file()
+    result = runner.invoke(app, ["pick", "1", "99"])
+    assert result.exit_code == 2 and "no checkpoint at step 99" in result.output
     out_dir = tmp_path / "out"
     result = runner.invoke(app, ["generate", "on a table", "--kit", "1", "--lora", "1:0.7", "--steps", "6",
                                  "--seed", "7", "--out", str(out_dir)])  # fmt: skip

@@ -89,7 +89,7 @@ def test_train_page_queues_a_job_that_a_background_worker_trains(trained: Path) 
     _no_errors(at)
     assert "Started a background worker for training." in [c.value for c in at.caption]
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # a guard against a hung worker, not a timing check
         while not at.success:  # the page polls the job row, as the fragment does every second
             assert time.monotonic() < deadline, "the worker did not finish the job"
             time.sleep(1.0)
@@ -100,6 +100,22 @@ def test_train_page_queues_a_job_that_a_background_worker_trains(trained: Path) 
     finally:
         for alive in (trained / "workers").glob("*.json"):
             os.kill(json.loads(alive.read_text())["pid"], signal.SIGTERM)
+
+
+def test_train_page_shows_checkpoint_samples_picks_one_and_offers_both_formats(trained: Path) -> None:
+    at = _app("train")
+    _no_errors(at)
+    assert len(at.get("image")) >= 1  # the validation samples of each checkpoint
+    assert [b.label for b in at.button if b.key and b.key.startswith("pick_")] == ["Use this checkpoint"] * 4
+    downloads = [b.label for b in at.get("download_button")]
+    assert downloads == ["Download (diffusers / PEFT)", "Download for A1111 / ComfyUI (kohya)"]
+    next(b for b in at.button if b.key and b.key.endswith("_14")).click().run()
+    _no_errors(at)
+    assert r"Registered 'acme\-bottle\-v1\-step14' from step 14" in at.success[0].value
+    assert any("from step 14" in t.value for t in at.text)
+    next(b for b in at.button if b.key and b.key.startswith("plan_")).click().run()
+    _no_errors(at)
+    assert any("GB usable" in i.value for i in at.info)
 
 
 def test_generate_page_makes_and_rerenders_an_image(trained: Path) -> None:
