@@ -76,12 +76,16 @@ def test_kits_page_refuses_a_bad_upload_and_stores_nothing(fresh: Path) -> None:
     assert any("No brand kits yet" in i.value for i in at.info)
 
 
-def test_train_page_queues_a_job_that_a_background_worker_trains(trained: Path) -> None:
+def test_train_page_queues_a_job_that_a_background_worker_trains(
+    trained: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import json
     import os
     import signal
     import time
 
+    # one validation image per checkpoint keeps the worker's job short (samples are tested below)
+    monkeypatch.setenv("BRAND_STUDIO_VALIDATION_IMAGES", "1")
     at = _app("train")
     _no_errors(at)
     at.number_input[0].set_value(5)
