@@ -40,7 +40,7 @@ from typing import Any
 from training.config import TrainConfig, TrainConfigError
 from training.dataset import Example, mask_path
 from training.family import unet_family
-from training.lora import ADAPTER_NAME, UNET_PREFIX, file_tensor_sha256, fsync_dir, write_atomic
+from training.lora import ADAPTER_NAME, UNET_PREFIX, file_sha256, file_tensor_sha256, fsync_dir, write_atomic
 from training.metadata import family_metadata
 from training.sgm import layout_json
 from training.text_encoder import load_text_encoder_lora
@@ -123,13 +123,13 @@ def fingerprint(
         mask = mask_path(example.image_path)
         items.append([
             example.image_path.name,
-            _file_sha256(example.image_path),
+            file_sha256(example.image_path),
             example.caption,
-            _file_sha256(mask) if config.masked_loss and mask.is_file() else None,
+            file_sha256(mask) if config.masked_loss and mask.is_file() else None,
         ])  # fmt: skip
     data: Any = items
     if class_examples:
-        classes = [[e.image_path.name, _file_sha256(e.image_path), e.caption] for e in class_examples]
+        classes = [[e.image_path.name, file_sha256(e.image_path), e.caption] for e in class_examples]
         data = {"instance": items, "class": classes}
     dataset_sha = hashlib.sha256(json.dumps(data).encode()).hexdigest()
     return RunFingerprint(settings, config_sha, dataset_sha)
@@ -404,11 +404,3 @@ def _fsync_tree(folder: Path) -> None:
 
 def _rng_sha256(state: Any) -> str:
     return hashlib.sha256(state.numpy().tobytes()).hexdigest()
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1024 * 1024), b""):
-            digest.update(block)
-    return digest.hexdigest()

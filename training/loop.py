@@ -33,7 +33,7 @@ from training.class_images import prepare_class_images
 from training.config import TrainConfig
 from training.dataset import Example, TrainingImages, find_examples, load_mask, upright_size
 from training.kohya import export_kohya, kohya_path_for
-from training.lora import file_tensor_sha256, save_lora
+from training.lora import file_sha256, file_tensor_sha256, save_lora
 from training.losses import noise_loss
 from training.metadata import RunFacts, training_metadata
 from training.models import ModelParts, load_frozen_with_lora, make_accelerator
@@ -285,7 +285,7 @@ def _save(run: _Run, lora_path: Path, *, num_images: int, started_at: float) -> 
     accelerator.wait_for_everyone()
     if kohya_path is not None and not kohya_path.is_file():
         kohya_path = None  # another process's view: the main process wrote nothing exportable
-    return sha256 or _file_sha256(lora_path), kohya_path
+    return sha256 or file_sha256(lora_path), kohya_path
 
 
 def _run_steps(run: _Run) -> None:
@@ -378,13 +378,3 @@ def _report(run: _Run, lr: float, checkpoint: Path | None = None) -> None:
         logger.debug("step %d/%d loss %.4f lr %.2e", step, total, update.loss, lr)
     if run.progress is not None:
         run.progress(update)
-
-
-def _file_sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1024 * 1024), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -144,6 +144,15 @@ def lora_adapter_metadata(unet: Any, text_encoders: Mapping[str, Any] | None = N
     return json.dumps(plain, indent=2, sort_keys=True)
 
 
+def file_sha256(path: Path) -> str:
+    """SHA-256 (hex) of a whole file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1024 * 1024), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def payload_sha256(data: bytes) -> str:
     """SHA-256 (hex) of the tensor payload of serialised safetensors ``data`` (kohya's way)."""
     header_len = int.from_bytes(data[:8], "little")
