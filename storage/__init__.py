@@ -20,6 +20,7 @@ from storage.errors import (
     StorageError,
     StorageFull,
 )
+from storage.history import GenerationFilters, PageCursor
 from storage.kits import AssetRepo, KitRepo, KitVersionRepo
 from storage.migrate import HEAD, MigrationReport, check_integrity, current_revision, upgrade_to_head
 from storage.repos import (
@@ -41,6 +42,7 @@ __all__ = [
     "BlobStore",
     "Database",
     "DatabaseCorrupt",
+    "GenerationFilters",
     "GenerationRepo",
     "IntegrityViolation",
     "JobRepo",
@@ -48,6 +50,7 @@ __all__ = [
     "KitVersionRepo",
     "LoraRepo",
     "MigrationReport",
+    "PageCursor",
     "ReadOnlyStorage",
     "RowNotFound",
     "SchemaTooNew",

@@ -301,7 +301,8 @@ class Generation(Base):
     height: Mapped[int] = mapped_column(Integer, nullable=False)
     seed: Mapped[int] = mapped_column(BigInteger, nullable=False)
     recipe: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False, index=True)
+    #: History pages are keyset-paginated newest first on (created_at, id); see storage.history. (0004)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
     images: Mapped[list[GenerationImage]] = relationship(
         back_populates="generation", cascade="all, delete-orphan", order_by="GenerationImage.index"
     )
@@ -311,6 +312,12 @@ class Generation(Base):
     __table_args__ = (
         CheckConstraint("num_inference_steps > 0", name="ck_generations_steps"),
         CheckConstraint("width > 0 and height > 0", name="ck_generations_size"),
+        # (0004) one index per history filter, each ending in the page order, so a filtered page is one
+        # index range scan with no sort, however deep the page.
+        Index("ix_generations_created_at_id", "created_at", "id"),
+        Index("ix_generations_kit_id_created_at", "kit_id", "created_at", "id"),
+        Index("ix_generations_model_ref_created_at", "model_ref", "created_at", "id"),
+        Index("ix_generations_mode_created_at", "mode", "created_at", "id"),
     )
 
 

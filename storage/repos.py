@@ -12,12 +12,13 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Subquery, delete, func, select, union
+from sqlalchemy import Subquery, delete, select, union
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from storage.blobs import BlobRef, validate_sha256
 from storage.errors import RowNotFound, StorageError
+from storage.history import GenerationFilters, PageCursor, count_query, cursor_of, page_query
 from storage.jobs import FINAL_STATUSES, JOB_STATUSES, JobRepo, JobStatus
 from storage.models import (
     Blob,
@@ -308,8 +309,36 @@ class GenerationRepo:
         query = query.order_by(Generation.created_at.desc(), Generation.id.desc()).limit(limit).offset(offset)
         return builtins.list(self.session.scalars(query).all())
 
-    def count(self, kit_id: int | None = None) -> int:
-        query = select(func.count()).select_from(Generation)
-        if kit_id is not None:
-            query = query.where(Generation.kit_id == kit_id)
-        return int(self.session.scalar(query) or 0)
+    def page(
+        self, filters: GenerationFilters, cursor: PageCursor | None = None, limit: int = 20
+    ) -> tuple[builtins.list[Generation], PageCursor | None]:
+        """One history page, newest first, and the cursor of the next page (None on the last page).
+
+        Keyset pagination (storage.history): every page, however deep, is one index range scan.
+        """
+        if limit < 1:
+            raise ValueError(f"page limit must be at least 1, got {limit}")
+        rows = builtins.list(self.session.scalars(page_query(filters, cursor, limit + 1)).all())
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return rows, cursor_of(rows[-1]) if more else None
+
+    def count(self, filters: GenerationFilters | None = None, *, kit_id: int | None = None) -> int:
+        """How many generations match ``filters`` (or only ``kit_id``; all without either)."""
+        if filters is None:
+            filters = GenerationFilters(kit_id=kit_id)
+        elif kit_id is not None:
+            raise TypeError("pass kit_id inside filters, not both")
+        return int(self.session.scalar(count_query(filters)) or 0)
+
+    def find_by_pixels(self, pixel_sha256: str) -> Generation | None:
+        """The first generation that produced an image with these decoded pixels (None if none did):
+        an input image's lineage ("use as input" of one of our images, or its PNG uploaded back)."""
+        query = (
+            select(Generation)
+            .join(GenerationImage, GenerationImage.generation_id == Generation.id)
+            .where(GenerationImage.pixel_sha256 == pixel_sha256)
+            .order_by(Generation.id)
+            .limit(1)
+        )
+        return self.session.scalars(query).first()

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 import storage
 from studio import errors
 from studio.boundary import translate_errors
+from studio.grid_schemas import GridAxis, GridView
+from studio.history_schemas import HistoryPage, HistoryQuery, PngReadResult
 from studio.kit_facade import KitFacade
 from studio.models import ResolvedModel, read_safetensors_header, resolve_model
 from studio.schemas import (
@@ -36,6 +38,7 @@ from studio.schemas import (
     TrainPresetView,
     TrainProgressView,
     TrainRequest,
+    UploadedFile,
 )
 from studio.settings import Settings
 from studio.views import generation_view, lora_view, run_view
@@ -256,6 +259,42 @@ class Studio(KitFacade):
         with translate_errors():
             return rerender(self, generation_id, progress)
 
+    def generate_grid(
+        self, req: GenerateRequest, x: GridAxis, y: GridAxis | None = None, progress: StepProgressFn | None = None
+    ) -> GridView:
+        """An X/Y grid of seed-locked variations of ``req``: each cell a recorded generation, plus the
+        labelled sheet as one more generation (mode ``grid``; re-rendering it re-renders the cells)."""
+        from studio.grid import generate_grid
+
+        with translate_errors():
+            return generate_grid(self, req, x, y, progress)
+
+    def upload_input_image(self, file: UploadedFile) -> str:
+        """Store an image to use as an img2img/inpaint/outpaint or ControlNet input (validated like kit
+        uploads, normalised to an RGB PNG); returns the SHA-256 a GenerateRequest names it by."""
+        from studio.generation_modes import upload_input_image
+
+        with translate_errors():
+            return upload_input_image(self, file)
+
+    def upload_mask(self, file: UploadedFile) -> str:
+        """Store an inpainting mask (white = repaint, black or transparent = keep) as a grayscale PNG;
+        returns its SHA-256 for ``GenerateRequest.mask``. It must have the input image's size."""
+        from studio.generation_modes import upload_mask
+
+        with translate_errors():
+            return upload_mask(self, file)
+
+    def send_to(self, generation_id: int, image_index: int, mode: str) -> GenerateRequest:
+        """"Use as input": a request prefilled from one of our images (prompt, kit, LoRAs, settings, its
+        seed) with the image as the input of ``mode`` (img2img, inpaint, outpaint or controlnet). The
+        generation records the image's generation as its parent. Inpaint still needs ``mask``, outpaint
+        its sides, controlnet its ``controlnet`` model."""
+        from studio.generation_modes import send_to
+
+        with translate_errors():
+            return send_to(self, generation_id, image_index, mode)
+
     def get_generation(self, generation_id: int) -> GenerationView:
         with translate_errors(), self.db.session() as s:
             gen = storage.GenerationRepo(s).get(generation_id)
@@ -266,6 +305,29 @@ class Studio(KitFacade):
     def list_generations(self, limit: int = 50, offset: int = 0, kit_id: int | None = None) -> list[GenerationView]:
         with translate_errors(), self.db.session() as s:
             return [generation_view(g) for g in storage.GenerationRepo(s).list_recent(limit, offset, kit_id)]
+
+    def history(self, query: HistoryQuery) -> HistoryPage:
+        """One page of generations, newest first, filtered; pass ``next_cursor`` back for the next page.
+        Keyset pagination: a deep page costs what the first does (100k+ rows)."""
+        from studio.history import history_page
+
+        with translate_errors():
+            return history_page(self, query)
+
+    def count_history(self, query: HistoryQuery) -> int:
+        """How many generations match the query's filters."""
+        from studio.history import history_count
+
+        with translate_errors():
+            return history_count(self, query)
+
+    def request_from_png(self, data: bytes) -> PngReadResult:
+        """The generation request a PNG was made with (our recipe, or AUTOMATIC1111's ``parameters``),
+        with what could not be carried over. Hostile files are refused; nothing is stored."""
+        from studio.png_readback import request_from_png
+
+        with translate_errors():
+            return request_from_png(self, data)
 
     def read_blob(self, sha256: str) -> bytes:
         with translate_errors():

@@ -9,6 +9,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -16,10 +17,12 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from studio import cli_kits, cli_train  # noqa: F401  (register the `kit` and training commands)
+from studio import cli_kits, cli_seeds, cli_train  # noqa: F401  (register kit, training, formats, grid)
 from studio.api import Studio
 from studio.cli_base import app, err, out, studio_session
+from studio.cli_modes import infer_mode, mode_fields
 from studio.fileio import atomic_write_bytes
+from studio.history_schemas import HistoryQuery
 from studio.schemas import (
     GenerateRequest,
     GenerationView,
@@ -172,16 +175,39 @@ def generate(
     seed: Annotated[int, typer.Option(help="-1 = random (recorded)")] = -1,
     batch_size: int = 1,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Also write the PNGs here")] = None,
+    mode: Annotated[str | None, typer.Option(help="txt2img, img2img, inpaint, outpaint or controlnet "
+                                             "(default: implied by the inputs given)")] = None,
+    init_image: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="Input image")] = None,
+    mask: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="Inpaint mask, white = repaint")] = None,
+    strength: Annotated[float | None, typer.Option(help="Denoising strength, 0 < s <= 1")] = None,
+    mask_blur: Annotated[int, typer.Option(help="Mask feather in px (0 keeps outside pixels exact)")] = 0,
+    outpaint: Annotated[str | None, typer.Option(help="Extend by LEFT,RIGHT,TOP,BOTTOM px (multiples of 8)")] = None,
+    control_image: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="Image for canny edges")] = None,
+    controlnet: Annotated[str | None, typer.Option(help="ControlNet folder, .safetensors file or hub id")] = None,
+    control_scale: Annotated[float, typer.Option(help="ControlNet conditioning scale")] = 1.0,
+    batch_count: Annotated[int, typer.Option(help="Batches one after another; seeds count on")] = 1,
+    subseed: Annotated[int, typer.Option(help="Variation seed (-1 = random, recorded)")] = -1,
+    subseed_strength: Annotated[float, typer.Option(help="Variation strength: 0 = seed, 1 = variation seed")] = 0.0,
+    seed_resize_from: Annotated[str | None, typer.Option(help="WxH: make the seed's noise at this size")] = None,
+    ad_format: Annotated[str | None, typer.Option("--format", help="Ad format key (see `formats`)")] = None,
 ) -> None:
-    """Generate seed-locked images; each is stored with its recipe."""
+    """Generate seed-locked images; each is stored with its recipe. With --init-image (img2img), --mask
+    (inpaint), --outpaint or --control-image + --controlnet it runs the other generation modes."""
     with studio_session() as studio:
+        fields = mode_fields(
+            studio, mode=infer_mode(mode, init_image, mask, outpaint, control_image), init_image=init_image,
+            mask=mask, strength=strength, mask_blur=mask_blur, outpaint=outpaint, control_image=control_image,
+            controlnet=controlnet, control_scale=control_scale,
+        )  # fmt: skip
         req = GenerateRequest.of(
             prompt=prompt, negative_prompt=negative, kit_id=kit, loras=tuple(_parse_lora(v) for v in lora or []),
             num_inference_steps=steps, guidance_scale=cfg, scheduler=scheduler, width=width, height=height,
-            seed=seed, batch_size=batch_size,
+            seed=seed, batch_size=batch_size, **fields,
+            **cli_seeds.seed_request_fields(batch_count=batch_count, subseed=subseed, subseed_strength=subseed_strength,
+                                            seed_resize_from=seed_resize_from, ad_format=ad_format),
         )  # fmt: skip
         _placeholder_note(studio)
-        gen = _with_steps_bar(steps, lambda cb: studio.generate(req, cb))
+        gen = _with_steps_bar(steps * batch_count, lambda cb: studio.generate(req, cb))
         _report_generation(studio, gen, out_dir)
 
 
@@ -201,15 +227,46 @@ def rerender(
 
 
 @app.command()
-def history(limit: int = 20, kit: int | None = None) -> None:
-    """Recent generations, newest first."""
+def history(
+    limit: Annotated[int, typer.Option(help="Generations per page (1-100)")] = 20,
+    kit: Annotated[int | None, typer.Option(help="Only this brand kit's")] = None,
+    model: Annotated[str | None, typer.Option(help="Only this model reference's (e.g. builtin:tiny)")] = None,
+    mode: Annotated[str | None, typer.Option(help="Only this mode (txt2img, ...)")] = None,
+    lora: Annotated[int | None, typer.Option(help="Only those that used this LoRA id")] = None,
+    search: Annotated[str | None, typer.Option(help="Only prompts containing this text")] = None,
+    since: Annotated[str | None, typer.Option(help="Made on/after: a date or ISO time (UTC unless it says)")] = None,
+    until: Annotated[str | None, typer.Option(help="Made before an ISO time; a date includes that whole day")] = None,
+    cursor: Annotated[str | None, typer.Option(help="Continue after a page: the cursor it printed")] = None,
+) -> None:
+    """Generations newest first, one page at a time (--cursor with the same filters continues)."""
     with studio_session() as studio:
-        gens = studio.list_generations(limit=limit, kit_id=kit)
-    table = Table("id", "when", "seed", "size", "images", "prompt")
-    for g in gens:
-        table.add_row(str(g.id), g.created_at.strftime("%Y-%m-%d %H:%M"), str(g.seed), f"{g.width}x{g.height}",
-                      str(len(g.images)), g.prompt[:60])  # fmt: skip
+        query = HistoryQuery.of(kit_id=kit, model_ref=model, mode=mode, lora_id=lora, text=search, cursor=cursor,
+                                since=_moment(since, "--since"), until=_moment(until, "--until"), limit=limit)  # fmt: skip
+        page, total = studio.history(query), studio.count_history(query)
+    table = Table("id", "when (UTC)", "kit", "seed", "size", "images", "prompt")
+    for g in page.items:
+        table.add_row(str(g.id), g.created_at.strftime("%Y-%m-%d %H:%M"), str(g.kit_id or ""), str(g.seed),
+                      f"{g.width}x{g.height}", str(len(g.images)), g.prompt[:60])  # fmt: skip
     out.print(table)
+    out.print(f"{len(page.items)} shown, {total} match")
+    if page.next_cursor is not None:
+        out.print(f"next page: --cursor {page.next_cursor}", markup=False, soft_wrap=True)
+
+
+def _moment(text: str | None, option: str) -> datetime | None:
+    """A CLI date/time: ISO date or time, UTC unless it names an offset; a bare date for --until means
+    the end of that day."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: use a date (2026-11-01) or ISO time (2026-11-01T09:30)",
+                                 param_hint=option) from None  # fmt: skip
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    is_date = len(text.strip()) == 10
+    return value + timedelta(days=1) if is_date and option == "--until" else value
 
 
 def _with_steps_bar(total: int, run: Callable[[Callable[[int, int], None]], T]) -> T:

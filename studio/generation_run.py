@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from typing import TYPE_CHECKING, Any
 
 import storage
 from studio import errors
 from studio.generation.imagefile import encode_png
 from studio.generation.recipe import RecipeLora, RecipeModel, a1111_parameters, make_recipe
-from studio.schemas import MAX_SEED, GenerateRequest, GenerationView, LoraChoice
+from studio.generation_modes import check_rerender_inputs, prepare_mode_inputs
+from studio.generation_seeds import (
+    final_size,
+    fit_output,
+    generation_dims,
+    plan_seeds,
+    render_batches,
+    seed_job_fields,
+    seed_recipe,
+    seed_replay_fields,
+)
+from studio.schemas import GenerateRequest, GenerationView, LoraChoice
 from studio.views import generation_view
 
 if TYPE_CHECKING:
@@ -39,19 +49,19 @@ def run_generation(
     prompt, negative = composed if composed is not None else compose_prompt(studio, req)
     kit_id = req.kit_id
     loras = _recipe_loras(studio, req.loras)
-    width = req.width or model.default_size
-    height = req.height or model.default_size
-    if seeds is None:
-        first = secrets.randbelow(MAX_SEED + 1) if req.seed == -1 else req.seed
-        seeds = [(first + i) % (MAX_SEED + 1) for i in range(req.batch_size)]
+    inputs = prepare_mode_inputs(studio, req, model)  # mode inputs read by hash and checked, before any work
+    width, height = generation_dims(req, model.default_size, inputs.width, inputs.height)  # ad format: its best size
+    seeds, subseeds = plan_seeds(req, seeds)  # seed + i and variation seed + i over all batches
     job = GenerationJob(
         model_path=model.path, prompt=prompt, negative_prompt=negative, scheduler=req.scheduler,
         num_inference_steps=req.num_inference_steps, guidance_scale=req.guidance_scale, width=width,
         height=height, seeds=tuple(seeds),
         loras=tuple(LoraSpec(key=f"l{x.sha256[:16]}", path=studio.lora_file(x.sha256), weight=x.weight) for x in loras),
+        **inputs.job_fields, **seed_job_fields(req, subseeds),
     )  # fmt: skip
     try:
-        output = studio.engine().generate(job, progress)
+        output = render_batches(studio.engine(), job, req.batch_size, progress)  # batch_count batches
+        output = fit_output(output, req, (width, height))  # ad format: exact pixel size
     except ValueError as exc:
         raise errors.GenerationError(f"generation failed: {exc}") from exc
     recipe = make_recipe(
@@ -62,20 +72,25 @@ def run_generation(
         height=height, seeds=seeds, loras=loras, kit_id=kit_id, app_version=_version(),
         warnings=output.warnings + (_placeholder_warning() if model.is_placeholder else []),
     )  # fmt: skip
+    recipe.update(inputs.recipe)  # mode, input hashes, strength, ControlNet... ({} for txt2img)
+    recipe.update(seed_recipe(req, subseeds, (width, height)))  # batches, variation seed, ad format
+    output_size = final_size(req, inputs.output_size)
     stored = []
     for index, img in enumerate(output.images):
         parameters = a1111_parameters(recipe, img.seed)
-        ref = studio.blobs.put_bytes(encode_png(img.image, parameters, recipe))
+        ref = studio.blobs.put_bytes(encode_png(img.image, parameters, recipe, inputs.source_type))
         stored.append((ref, {"index": index, "seed": img.seed, "blob_sha256": ref.sha256,
                              "pixel_sha256": img.pixel_sha256, "parameters": parameters}))  # fmt: skip
     with studio.db.session() as s:
         for ref, _ in stored:
             storage.BlobRepo(s).record(ref, "image/png")
         gen = storage.GenerationRepo(s).create(
-            kit_id=kit_id, parent_id=parent_id, mode="txt2img", model_ref=model.ref, model_hash=model.sha256,
+            kit_id=kit_id, parent_id=inputs.parent_id if parent_id is None else parent_id, mode=req.mode,
+            model_ref=model.ref, model_hash=model.sha256,
             prompt=prompt, negative_prompt=negative, scheduler=req.scheduler,
-            num_inference_steps=req.num_inference_steps, guidance_scale=req.guidance_scale, width=width,
-            height=height, seed=seeds[0], recipe=recipe, images=[row for _, row in stored],
+            num_inference_steps=req.num_inference_steps, guidance_scale=req.guidance_scale,
+            width=output_size[0], height=output_size[1], seed=seeds[0], recipe=recipe,
+            images=[row for _, row in stored],
             loras=[(x.id, x.weight) for x in loras],
         )  # fmt: skip
         return generation_view(gen)
@@ -88,6 +103,10 @@ def rerender(studio: Studio, generation_id: int, progress: StepProgressFn | None
         if gen is None:
             raise errors.NotFound(f"generation {generation_id} does not exist", field="generation_id")
         recipe: dict[str, Any] = dict(gen.recipe)
+    if recipe.get("mode") == "grid":  # an X/Y grid: re-render its cells, draw the sheet again
+        from studio.grid import rerender_grid
+
+        return rerender_grid(studio, generation_id, recipe, progress)
     model = studio.resolve(recipe["model"]["ref"])
     if model.sha256 != recipe["model"]["sha256"]:
         raise errors.ModelError(
@@ -100,7 +119,8 @@ def rerender(studio: Studio, generation_id: int, progress: StepProgressFn | None
         loras=tuple(LoraChoice(lora_id=x["id"], weight=x["weight"]) for x in recipe["loras"]),
         scheduler=recipe["scheduler"], num_inference_steps=recipe["num_inference_steps"],
         guidance_scale=recipe["guidance_scale"], width=recipe["width"], height=recipe["height"],
-        seed=recipe["seed"], batch_size=recipe["batch_size"],
+        seed=recipe["seed"], batch_size=recipe["batch_size"], **check_rerender_inputs(studio, generation_id, recipe),
+        **seed_replay_fields(recipe),
     )  # fmt: skip
     return run_generation(
         studio, req, progress, parent_id=generation_id, seeds=list(recipe["seeds"]), model_ref=model.ref,

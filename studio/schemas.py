@@ -10,10 +10,19 @@ import math
 from datetime import datetime
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from studio.errors import InvalidInput
 from studio.generation.schedulers import SCHEDULERS
+from studio.mode_fields import GenerationModeFields, check_mode_fields
+from studio.seed_fields import GenerationSeedFields, check_seed_fields
 
 MAX_SEED = 2**32 - 1
 SCHEDULER_NAMES = tuple(SCHEDULERS)
@@ -154,7 +163,11 @@ class LoraChoice(Frozen):
     weight: float = Field(1.0, ge=-4.0, le=4.0)
 
 
-class GenerateRequest(Request):
+class GenerateRequest(Request, GenerationModeFields, GenerationSeedFields):
+    """One press of Generate; the mode fields (img2img, inpaint, outpaint, ControlNet) come from
+    :class:`studio.mode_fields.GenerationModeFields`, the variation seed, batch count and ad format
+    from :class:`studio.seed_fields.GenerationSeedFields`."""
+
     prompt: str = Field(min_length=1)
     negative_prompt: str = ""
     kit_id: int | None = Field(None, gt=0)
@@ -194,6 +207,12 @@ class GenerateRequest(Request):
         if v not in SCHEDULER_NAMES:
             raise ValueError(f"unknown scheduler; choose one of {', '.join(SCHEDULER_NAMES)}")
         return v
+
+    @model_validator(mode="after")
+    def _mode_fields(self) -> Self:
+        check_mode_fields(self)  # raises a field-specific InvalidInput
+        check_seed_fields(self)
+        return self
 
 
 class KitView(Frozen):
@@ -353,6 +372,7 @@ class GenerationView(Frozen):
     loras: tuple[AppliedLoraView, ...]
     images: tuple[GeneratedImageView, ...]
     warnings: tuple[str, ...] = ()
+    mode: str = "txt2img"  #: txt2img, img2img, inpaint, outpaint or controlnet
 
 
 class ModelInfoView(Frozen):
@@ -377,3 +397,4 @@ class DoctorReport(Frozen):
     @property
     def ok(self) -> bool:
         return all(c.ok for c in self.checks)
+

@@ -73,5 +73,5 @@ def generation_view(gen: Any) -> GenerationView:
         negative_prompt=gen.negative_prompt, model_ref=gen.model_ref, model_hash=gen.model_hash,
         scheduler=gen.scheduler, num_inference_steps=gen.num_inference_steps,
         guidance_scale=gen.guidance_scale, width=gen.width, height=gen.height, seed=gen.seed, loras=loras,
-        images=images, warnings=tuple(recipe.get("warnings", [])),
+        images=images, warnings=tuple(recipe.get("warnings", [])), mode=gen.mode,
     )  # fmt: skip

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from studio.generation.modes import ControlNetSpec, ModeCache, OutpaintSpec, render_mode, validate_job
+from studio.generation.noise import initial_noise
+from studio.generation.prompt_encode import prompt_arguments
 from studio.generation.schedulers import SCHEDULERS, make_scheduler
 
 logger = logging.getLogger(__name__)
@@ -42,6 +45,19 @@ class GenerationJob:
     height: int
     seeds: tuple[int, ...]
     loras: tuple[LoraSpec, ...] = ()
+    #: txt2img | img2img | inpaint | outpaint | controlnet (see studio.generation.modes)
+    mode: str = "txt2img"
+    init_image: Any = None  #: PIL image for img2img/inpaint/outpaint, fitted to width x height
+    mask: Any = None  #: PIL image, white = repaint (inpaint)
+    strength: float = 0.75  #: denoising strength of the image modes, 0 < s <= 1
+    mask_blur: int = 0  #: feather (px) of the mask; 0 keeps pixels outside it byte-identical
+    outpaint: OutpaintSpec | None = None
+    control_image: Any = None  #: PIL image whose canny edges condition the ControlNet
+    controlnet: ControlNetSpec | None = None
+    #: A1111 variation seeds (studio.generation.noise): image i mixes in subseeds[i]'s noise
+    subseeds: tuple[int, ...] = ()
+    subseed_strength: float = 0.0  #: 0 = the seed's noise only, 1 = the variation seed's noise
+    seed_resize_from: tuple[int, int] | None = None  #: (width, height) the seeds' noise is made at
 
 
 @dataclass
@@ -96,6 +112,7 @@ class Engine:
         self._model_path: Path | None = None
         self._base_scheduler_config: dict[str, Any] = {}
         self._adapters: set[str] = set()
+        self._modes = ModeCache()
 
     @property
     def device(self) -> str:
@@ -139,6 +156,7 @@ class Engine:
             self._pipe = None
             self._model_path = None
             self._adapters.clear()
+            self._modes.clear()
 
     def generate(self, job: GenerationJob, progress: ProgressFn | None = None) -> GenerationOutput:
         """Run one job: 1) pipeline, 2) LoRAs, 3) scheduler, 4) seeded noise, 5) denoise."""
@@ -146,25 +164,30 @@ class Engine:
 
         if job.scheduler not in SCHEDULERS:
             raise ValueError(f"unknown scheduler {job.scheduler!r}")
+        validate_job(job)
         with self._lock, torch.inference_mode():
             pipe = self.pipeline(job.model_path)
             self._apply_loras(pipe, job.loras)
             pipe.scheduler = make_scheduler(job.scheduler, self._base_scheduler_config)
-            warnings = self._prompt_warnings(pipe, job)
+            warnings = self._prompt_warnings(pipe, job) if job.mode != "txt2img" else []
             latents, generators = self._initial_noise(pipe, job)
             callback = _progress_callback(progress, job.num_inference_steps)
-            result = pipe(
-                prompt=[job.prompt] * len(job.seeds),
-                negative_prompt=[job.negative_prompt] * len(job.seeds),
-                num_inference_steps=job.num_inference_steps,
-                guidance_scale=job.guidance_scale,
-                width=job.width,
-                height=job.height,
-                latents=latents,
-                generator=generators,
-                output_type="pil",
-                callback_on_step_end=callback,
-            )
+            if job.mode != "txt2img":  # img2img, inpaint, outpaint, controlnet: a variant of this pipeline
+                result = render_mode(self._modes, pipe, job, latents, generators, progress)
+                warnings = result.warnings
+            else:  # weighted or long prompts become A1111-style embeddings; plain ones stay strings
+                prompt_args, warnings = prompt_arguments(pipe, job.prompt, job.negative_prompt, len(job.seeds))
+                result = pipe(
+                    **prompt_args,
+                    num_inference_steps=job.num_inference_steps,
+                    guidance_scale=job.guidance_scale,
+                    width=job.width,
+                    height=job.height,
+                    latents=latents,
+                    generator=generators,
+                    output_type="pil",
+                    callback_on_step_end=callback,
+                )
         images = [
             GeneratedImage(image=img, seed=seed, pixel_sha256=pixel_sha256(img))
             for img, seed in zip(result.images, job.seeds, strict=True)
@@ -207,14 +230,15 @@ class Engine:
 
     @staticmethod
     def _initial_noise(pipe: Any, job: GenerationJob) -> tuple[Any, list[Any]]:
-        """Per-image CPU generators: an image's noise depends only on its seed, on any device."""
-        import torch
-
+        """Per-image CPU generators: an image's noise depends only on its seed (and variation seed), on
+        any device."""
         factor = pipe.vae_scale_factor
         channels = pipe.unet.config.in_channels
         shape = (channels, job.height // factor, job.width // factor)
-        generators = [torch.Generator("cpu").manual_seed(seed) for seed in job.seeds]
-        noise = torch.stack([torch.randn(shape, generator=g, dtype=torch.float32) for g in generators])
+        noise, generators = initial_noise(
+            shape, job.seeds, subseeds=job.subseeds, subseed_strength=job.subseed_strength,
+            resize_from=job.seed_resize_from, factor=factor,
+        )  # fmt: skip
         return noise.to(pipe.device, pipe.unet.dtype), generators
 
 

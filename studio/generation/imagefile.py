@@ -39,12 +39,17 @@ def xmp_packet(source_type: str = TRAINED_ALGORITHMIC_MEDIA, tool: str = "Brand 
     return XMP_TEMPLATE.format(source_type=escape(source_type), tool=escape(tool))
 
 
-def encode_png(image: Image.Image, parameters: str, recipe: dict[str, Any]) -> bytes:
-    """PNG bytes of ``image`` with its recipe chunks. Same inputs give the same bytes."""
+def encode_png(
+    image: Image.Image, parameters: str, recipe: dict[str, Any], source_type: str = TRAINED_ALGORITHMIC_MEDIA
+) -> bytes:
+    """PNG bytes of ``image`` with its recipe chunks. Same inputs give the same bytes.
+
+    ``source_type``: the IPTC digital source type (``COMPOSITE_WITH_TRAINED`` for an inpainted or
+    outpainted photo)."""
     info = PngInfo()
     info.add_text("parameters", parameters)
     info.add_itxt(RECIPE_KEY, json.dumps(recipe, sort_keys=True, ensure_ascii=False))
-    info.add_itxt(XMP_KEY, xmp_packet())
+    info.add_itxt(XMP_KEY, xmp_packet(source_type))
     buf = BytesIO()
     image.save(buf, format="PNG", pnginfo=info)
     return buf.getvalue()

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from studio.generation.infotext import build_parameters, format_lora_hashes
+from studio.generation.mode_recipe import mode_parameters
 from studio.generation.schedulers import SCHEDULERS
+from studio.generation.seed_recipe import seed_parameters
 
 RECIPE_SCHEMA = 1
 APP_NAME = "Brand Studio"
@@ -95,6 +97,8 @@ def a1111_parameters(recipe: dict[str, Any], seed: int) -> str:
         "Model": recipe["model"]["name"],
         "RNG": "CPU",
     }
+    params.update(mode_parameters(recipe))  # img2img/inpaint/outpaint/ControlNet keys; {} for txt2img
+    params.update(seed_parameters(recipe, seed))  # variation seed, seed resize, ad format; {} if unused
     if loras:
         params["Lora hashes"] = format_lora_hashes({x["name"]: x["short_hash"] for x in loras})
     params["Version"] = f"{APP_NAME} {recipe['app_version']}"

@@ -155,3 +155,40 @@ def test_history_page_lists_and_rerenders(trained: Path) -> None:
     [b for b in at.button if b.label == "Re-render"][0].click().run()
     _no_errors(at)
     assert "identical pixels" in at.success[0].value
+
+
+def test_history_page_pages_with_next_previous_and_filters(fresh: Path) -> None:
+    from studio.api import open_studio
+    from studio.schemas import GenerateRequest
+    from studio.settings import Settings
+
+    studio = open_studio(Settings(data_dir=fresh))
+    for i in range(6):
+        studio.generate(GenerateRequest.of(prompt=f"prompt {i} a*b", seed=i, num_inference_steps=2, width=64, height=64))
+    studio.close()
+    at = _app("history")
+    _no_errors(at)
+
+    def shown() -> list[str]:
+        return [t.value for t in at.text if t.value.startswith("prompt ")]
+
+    def page_caption() -> str:
+        return next(c.value for c in at.caption if c.value.startswith("Page "))
+
+    def button(label: str):  # noqa: ANN202
+        return next(b for b in at.button if b.label == label)
+
+    assert len(shown()) == 6 and button("Next").disabled and button("Previous").disabled
+    next(s for s in at.selectbox if s.label == "Per page").set_value(5).run()
+    assert shown() == [f"prompt {i} a*b" for i in (5, 4, 3, 2, 1)] and page_caption().startswith("Page 1 · 6 generations")
+    button("Next").click().run()
+    _no_errors(at)
+    assert shown() == ["prompt 0 a*b"] and page_caption().startswith("Page 2") and button("Next").disabled
+    button("Previous").click().run()
+    assert shown()[0] == "prompt 5 a*b" and page_caption().startswith("Page 1")
+    next(t for t in at.text_input if t.label == "Prompt contains").input("PROMPT 3 a*b").run()
+    _no_errors(at)
+    assert shown() == ["prompt 3 a*b"]
+    assert r"contains “PROMPT 3 a\*b”" in page_caption()  # user text shown inert
+    next(s for s in at.selectbox if s.label == "Mode").set_value("img2img").run()
+    assert shown() == [] and "No generations match these filters." in [i.value for i in at.info]
