@@ -26,6 +26,7 @@ from studio.history_schemas import HistoryPage, HistoryQuery, PngReadResult
 from studio.kit_facade import KitFacade
 from studio.models import ResolvedModel, read_safetensors_header, resolve_model
 from studio.schemas import (
+    ComposedPromptView,
     DoctorReport,
     GenerateRequest,
     GenerationView,
@@ -251,6 +252,14 @@ class Studio(KitFacade):
 
         with translate_errors():
             return run_generation(self, req, progress, parent_id=parent_id, seeds=None)
+
+    def compose_prompt(self, req: GenerateRequest) -> ComposedPromptView:
+        """The final prompt and negative prompt ``req`` would run with (kit trigger, class noun, style
+        fragment and don'ts added), with token and chunk counts from the base model's tokenizer."""
+        from studio.prompt_preview import preview_prompt
+
+        with translate_errors():
+            return preview_prompt(self, req)
 
     def rerender(self, generation_id: int, progress: StepProgressFn | None = None) -> GenerationView:
         """Render a recorded generation again from its recipe: same pixels, new row pointing at it."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from studio.api import Studio, open_studio
 from studio.errors import StudioError
@@ -22,14 +23,17 @@ err = Console(stderr=True)
 
 @contextmanager
 def studio_session() -> Iterator[Studio]:
-    """Open the studio, turn a StudioError into exit code 2, always close the database."""
+    """Open the studio, turn a StudioError into exit code 2 and Ctrl-C into 130, always close the database."""
     studio = None
     try:
         studio = open_studio(Settings())
         yield studio
     except StudioError as exc:
-        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, highlight=False)
         raise typer.Exit(2) from None
+    except KeyboardInterrupt:  # Ctrl-C: a generation stops at its next step and stores nothing
+        err.print("cancelled (Ctrl-C); an interrupted generation stores nothing", markup=False)
+        raise typer.Exit(130) from None
     finally:
         if studio is not None:
             studio.close()

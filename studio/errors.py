@@ -48,3 +48,7 @@ class GenerationError(StudioError):
 
 class TrainingError(StudioError):
     """Training failed for a reason other than bad input."""
+
+
+class GenerationCancelled(StudioError):
+    """The user stopped a generation; nothing was stored. A progress callback raises it to stop."""

@@ -375,6 +375,20 @@ class GenerationView(Frozen):
     mode: str = "txt2img"  #: txt2img, img2img, inpaint, outpaint or controlnet
 
 
+class ComposedPromptView(Frozen):
+    """The prompts the model will read (kit trigger, class noun, style fragment, don'ts added) and how
+    the tokenizer lays them out: over one chunk, A1111's long-prompt method encodes every chunk."""
+
+    prompt: str
+    negative_prompt: str
+    prompt_tokens: int  #: content tokens (no start/end markers)
+    negative_tokens: int
+    chunk_length: int  #: tokens per chunk (75 for CLIP)
+    prompt_chunks: int
+    negative_chunks: int
+    notes: tuple[str, ...] = ()
+
+
 class ModelInfoView(Frozen):
     ref: str
     name: str
