@@ -100,9 +100,10 @@ def freeze(parts: ModelParts, device: torch.device, dtype: torch.dtype) -> None:
         if module is None:
             continue
         module.requires_grad_(False)
-        module.to(device)
-        if module_dtype != torch.float32:
-            module.to(dtype=module_dtype)
+        # Always cast: a folder saved in fp16 loads its text encoder as fp16 (transformers 5 keeps the
+        # saved dtype) while the UNet loads as fp32, so an fp32 run would mix dtypes. One .to() casts
+        # parameter by parameter on the way, so an fp16 run never holds fp32 weights on the device.
+        module.to(device=device, dtype=module_dtype)
 
 
 def load_parts(folder: Path) -> ModelParts:

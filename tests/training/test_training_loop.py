@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors import safe_open
 
 from training import TrainConfig, TrainConfigError, train
@@ -73,6 +75,18 @@ def test_accumulation_vprediction_adamw_bf16(tiny_model_dir: Path, product_dir: 
     assert (meta["ss_mixed_precision"], meta["ss_total_batch_size"]) == ("bf16", "2")
     with safe_open(str(result.lora_path), framework="pt") as f:
         assert {str(f.get_tensor(k).dtype) for k in f.keys()} == {"torch.float32"}
+
+
+def test_a_model_saved_in_fp16_trains_in_fp32(tiny_model_dir: Path, product_dir: Path, tmp_path: Path) -> None:
+    """Real checkpoints are usually fp16: transformers then loads the text encoder as fp16 while
+    diffusers loads the UNet as fp32; the CPU tier (no mixed precision) must cast both."""
+    from diffusers import StableDiffusionPipeline
+
+    model = tmp_path / "fp16-model"
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_model_dir, local_files_only=True)
+    pipe.to(torch.float16).save_pretrained(model, safe_serialization=True)
+    result = train(short_config(model, product_dir, tmp_path / "out", max_train_steps=2, mixed_precision="no"))
+    assert result.steps == 2 and all(math.isfinite(x) for x in result.losses)
 
 
 def test_fp16_on_cpu_is_refused(tiny_model_dir: Path, product_dir: Path, tmp_path: Path) -> None:
