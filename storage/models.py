@@ -309,6 +309,9 @@ class Generation(Base):
     loras: Mapped[list[GenerationLora]] = relationship(
         back_populates="generation", cascade="all, delete-orphan"
     )
+    inputs: Mapped[list[GenerationInput]] = relationship(
+        back_populates="generation", cascade="all, delete-orphan", order_by="GenerationInput.role"
+    )
     __table_args__ = (
         CheckConstraint("num_inference_steps > 0", name="ck_generations_steps"),
         CheckConstraint("width > 0 and height > 0", name="ck_generations_size"),
@@ -330,10 +333,36 @@ class GenerationImage(Base):
     index: Mapped[int] = mapped_column(Integer, nullable=False)
     seed: Mapped[int] = mapped_column(BigInteger, nullable=False)
     blob_sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"), nullable=False)
-    pixel_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    #: SHA-256 of the decoded RGB pixels; indexed for the lineage look-up (GenerationRepo.find_by_pixels). (0005)
+    pixel_sha256: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
     parameters: Mapped[str] = mapped_column(Text, nullable=False)
     generation: Mapped[Generation] = relationship(back_populates="images")
     __table_args__ = (UniqueConstraint("generation_id", "index", name="uq_generation_images_index"),)
+
+
+#: What an input blob is to the generation that read it (studio.generation.modes).
+INPUT_ROLES: tuple[str, ...] = ("init_image", "mask", "control_image")
+
+
+class GenerationInput(Base):
+    """An input image a generation read (img2img/inpaint/outpaint source, mask, ControlNet control image).
+
+    The recipe JSON names the same blobs; this row makes them references the blob GC keeps, so
+    "re-render" still finds them. Written in the generation's own transaction. (0005)
+    """
+
+    __tablename__ = "generation_inputs"
+    generation_id: Mapped[int] = mapped_column(
+        ForeignKey("generations.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(String(16), primary_key=True)
+    blob_sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"), nullable=False, index=True)
+    generation: Mapped[Generation] = relationship(back_populates="inputs")
+    __table_args__ = (
+        CheckConstraint(
+            "role IN (" + ", ".join(f"'{role}'" for role in INPUT_ROLES) + ")", name="ck_generation_inputs_role"
+        ),
+    )
 
 
 class GenerationLora(Base):

@@ -21,9 +21,11 @@ from storage.errors import RowNotFound, StorageError
 from storage.history import GenerationFilters, PageCursor, count_query, cursor_of, page_query
 from storage.jobs import FINAL_STATUSES, JOB_STATUSES, JobRepo, JobStatus
 from storage.models import (
+    INPUT_ROLES,
     Blob,
     Generation,
     GenerationImage,
+    GenerationInput,
     GenerationLora,
     KitAsset,
     KitVersionBlob,
@@ -90,7 +92,8 @@ class BlobRepo:
 
     def referenced_shas(self) -> set[str]:
         """Blobs some row still uses (kit assets, LoRA adapters and their kohya copies, training samples,
-        generated images)."""
+        generated images and the input images, masks and control images
+        generations read)."""
         return set(self.session.scalars(select(_referenced().c[0])).all())
 
     def recorded_shas(self) -> set[str]:
@@ -124,6 +127,7 @@ def _referenced() -> Subquery:
         select(TrainingSample.lora_sha256),
         select(TrainingSample.image_sha256),
         select(GenerationImage.blob_sha256),
+        select(GenerationInput.blob_sha256),
     ).subquery()
 
 
@@ -270,10 +274,12 @@ class GenerationRepo:
         *,
         images: Sequence[Mapping[str, Any]],
         loras: Sequence[tuple[int, float]] = (),
+        inputs: Mapping[str, str] | None = None,
         **fields: Any,
     ) -> Generation:
         """Record one Generate press: ``fields`` are Generation columns; ``images`` dicts have
-        index, seed, blob_sha256, pixel_sha256, parameters; ``loras`` are (lora_id, weight)."""
+        index, seed, blob_sha256, pixel_sha256, parameters; ``loras`` are (lora_id, weight); ``inputs``
+        maps a role (init_image, mask, control_image) to the sha256 of the recorded blob it read."""
         unknown = set(fields) - GENERATION_FIELDS
         if unknown:
             raise TypeError(
@@ -290,13 +296,20 @@ class GenerationRepo:
             generation.images.append(GenerationImage(**image))
         for lora_id, weight in loras:
             generation.loras.append(GenerationLora(lora_id=lora_id, weight=weight))
+        for role, sha in (inputs or {}).items():
+            if role not in INPUT_ROLES:
+                raise ValueError(f"unknown generation input role {role!r}; use one of {list(INPUT_ROLES)}")
+            validate_sha256(sha)
+            generation.inputs.append(GenerationInput(role=role, blob_sha256=sha))
         self.session.add(generation)
         self.session.flush()
         return generation
 
     def get(self, id: int) -> Generation | None:
         return self.session.get(
-            Generation, id, options=[selectinload(Generation.images), selectinload(Generation.loras)]
+            Generation,
+            id,
+            options=[selectinload(Generation.images), selectinload(Generation.loras), selectinload(Generation.inputs)],
         )
 
     def list_recent(

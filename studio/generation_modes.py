@@ -47,6 +47,9 @@ class ModeInputs:
     recipe: dict[str, Any] = field(default_factory=dict)  #: keys added to the recipe
     parent_id: int | None = None
     source_type: str = TRAINED  #: IPTC digital source type of the output
+    #: role (init_image, mask, control_image) -> blob sha256: recorded as the generation's inputs, so
+    #: blob GC keeps them for "re-render" (GenerationRepo.create(inputs=...))
+    blobs: dict[str, str] = field(default_factory=dict)
 
 
 # ----- uploads ------------------------------------------------------------------------------------
@@ -141,7 +144,14 @@ def prepare_mode_inputs(studio: Studio, req: GenerateRequest, model: ResolvedMod
         recipe=_recipe_fields(req, output, outpaint, controlnet, parent_id),
         parent_id=parent_id,
         source_type=COMPOSITE if req.mode in ("inpaint", "outpaint") and parent_id is None else TRAINED,
+        blobs=input_blobs(req),
     )  # fmt: skip
+
+
+def input_blobs(req: GenerateRequest) -> dict[str, str]:
+    """The request's input blobs by role (what ``storage.GenerationInput`` records)."""
+    roles = (("init_image", req.init_image), ("mask", req.mask), ("control_image", req.control_image))
+    return {role: sha for role, sha in roles if sha}
 
 
 def _outpaint(studio: Studio, req: GenerateRequest) -> dict[str, Any]:

@@ -91,7 +91,7 @@ def run_generation(
             num_inference_steps=req.num_inference_steps, guidance_scale=req.guidance_scale,
             width=output_size[0], height=output_size[1], seed=seeds[0], recipe=recipe,
             images=[row for _, row in stored],
-            loras=[(x.id, x.weight) for x in loras],
+            loras=[(x.id, x.weight) for x in loras], inputs=inputs.blobs,
         )  # fmt: skip
         return generation_view(gen)
 

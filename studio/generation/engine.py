@@ -169,7 +169,6 @@ class Engine:
             pipe = self.pipeline(job.model_path)
             self._apply_loras(pipe, job.loras)
             pipe.scheduler = make_scheduler(job.scheduler, self._base_scheduler_config)
-            warnings = self._prompt_warnings(pipe, job) if job.mode != "txt2img" else []
             latents, generators = self._initial_noise(pipe, job)
             callback = _progress_callback(progress, job.num_inference_steps)
             if job.mode != "txt2img":  # img2img, inpaint, outpaint, controlnet: a variant of this pipeline
@@ -214,19 +213,6 @@ class Engine:
             pipe.set_adapters([s.key for s in loras], adapter_weights=[s.weight for s in loras])
         elif self._adapters:
             pipe.disable_lora()
-
-    @staticmethod
-    def _prompt_warnings(pipe: Any, job: GenerationJob) -> list[str]:
-        limit = pipe.tokenizer.model_max_length
-        warnings = []
-        for label, text in (("prompt", job.prompt), ("negative prompt", job.negative_prompt)):
-            count = len(pipe.tokenizer(text, truncation=False).input_ids)
-            if count > limit:
-                warnings.append(
-                    f"{label} is {count} tokens; the model reads only the first {limit} (including start "
-                    "and end markers); the rest was ignored"
-                )
-        return warnings
 
     @staticmethod
     def _initial_noise(pipe: Any, job: GenerationJob) -> tuple[Any, list[Any]]:
