@@ -7,6 +7,18 @@ each user action as ``with db.session() as s:`` using the repositories below.
 from __future__ import annotations
 
 from storage.blobs import BlobRef, BlobStore
+from storage.campaigns import (
+    Campaign,
+    CampaignExport,
+    CampaignRepo,
+    ConcurrentUpdate,
+    Creative,
+    CreativeRepo,
+    ExportRepo,
+    Variant,
+    VariantRepo,
+    VariantReview,
+)
 from storage.database import Database
 from storage.engine import make_engine
 from storage.errors import (
@@ -40,8 +52,15 @@ __all__ = [
     "BlobRef",
     "BlobRepo",
     "BlobStore",
+    "Campaign",
+    "CampaignExport",
+    "CampaignRepo",
+    "ConcurrentUpdate",
+    "Creative",
+    "CreativeRepo",
     "Database",
     "DatabaseCorrupt",
+    "ExportRepo",
     "GenerationFilters",
     "GenerationRepo",
     "IntegrityViolation",
@@ -58,6 +77,9 @@ __all__ = [
     "StorageFull",
     "TrainingRunRepo",
     "TrainingSampleRepo",
+    "Variant",
+    "VariantRepo",
+    "VariantReview",
     "check_integrity",
     "current_revision",
     "make_engine",

@@ -13,7 +13,7 @@ from storage.errors import RowNotFound
 from storage.models import BrandKit, KitAsset, KitVersion, KitVersionBlob
 from storage.repos import AssetKind, _insert_or_get
 
-KIT_EDITABLE = frozenset({"name", "description", "background_color", "style_guide"})
+KIT_EDITABLE = frozenset({"name", "description", "background_color", "style_guide", "check_thresholds"})
 
 
 class KitRepo:
@@ -54,13 +54,13 @@ class KitRepo:
         return builtins.list(self.session.scalars(query).all())
 
     def update(self, id: int, **fields: Any) -> BrandKit:
-        """Change editable fields (name, description, background_color, style_guide)."""
+        """Change editable fields (name, description, background_color, style_guide, check_thresholds)."""
         unknown = set(fields) - KIT_EDITABLE
         if unknown:
             raise ValueError(f"cannot edit {sorted(unknown)}; editable: {sorted(KIT_EDITABLE)}")
         kit = self.require(id)
         for key, value in fields.items():
-            setattr(kit, key, dict(value) if key == "style_guide" else value)
+            setattr(kit, key, dict(value) if key in ("style_guide", "check_thresholds") else value)
         self.session.flush()
         return kit
 

@@ -105,6 +105,8 @@ class BrandKit(Base):
     background_color: Mapped[str] = mapped_column(String(7), default="#FFFFFF", nullable=False)
     #: brand_kits.StyleGuide.to_dict(): palette, fonts, tone words, do's, don'ts, terms. (0002)
     style_guide: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+    #: studio.editing.checks.CheckThresholds overrides for the brand checks ({} = defaults). (0007)
+    check_thresholds: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), default=utcnow, onupdate=utcnow, nullable=False

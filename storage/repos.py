@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from storage.blobs import BlobRef, validate_sha256
+from storage.campaigns import CampaignExport, Creative, Variant
 from storage.errors import RowNotFound, StorageError
 from storage.history import GenerationFilters, PageCursor, count_query, cursor_of, page_query
 from storage.jobs import FINAL_STATUSES, JOB_STATUSES, JobRepo, JobStatus
@@ -92,8 +93,8 @@ class BlobRepo:
 
     def referenced_shas(self) -> set[str]:
         """Blobs some row still uses (kit assets, LoRA adapters and their kohya copies, training samples,
-        generated images and the input images, masks and control images
-        generations read)."""
+        generated images and the input images, masks and control images generations read, campaign
+        masters and product masks, variant images, export zips)."""
         return set(self.session.scalars(select(_referenced().c[0])).all())
 
     def recorded_shas(self) -> set[str]:
@@ -128,6 +129,10 @@ def _referenced() -> Subquery:
         select(TrainingSample.image_sha256),
         select(GenerationImage.blob_sha256),
         select(GenerationInput.blob_sha256),
+        select(Creative.image_sha256),
+        select(Creative.product_mask_sha256).where(Creative.product_mask_sha256.is_not(None)),
+        select(Variant.image_sha256),
+        select(CampaignExport.zip_sha256),
     ).subquery()
 
 
