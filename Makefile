@@ -37,7 +37,7 @@ $(STAMP): pyproject.toml Makefile
 check: setup
 	$(BIN)/lint-imports
 	$(BIN)/ruff check .
-	$(BIN)/mypy storage brand_kits studio/api.py studio/kit_facade.py studio/boundary.py studio/schemas.py studio/errors.py studio/settings.py
+	$(BIN)/mypy storage brand_kits studio/editing studio/api.py studio/kit_facade.py studio/campaign_facade.py studio/campaign_schemas.py studio/boundary.py studio/schemas.py studio/errors.py studio/settings.py
 
 lint: check
 

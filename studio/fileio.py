@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def atomic_write_bytes(target: Path, data: bytes) -> None:
-    """Write ``data`` to ``target`` via a temp file in the same folder + fsync + rename.
+    """Write ``data`` to ``target`` via a temp file in the same folder + fsync + rename + folder fsync.
 
     A crash leaves either the old file or the new one under ``target``, never a partial file.
     """
@@ -23,3 +23,9 @@ def atomic_write_bytes(target: Path, data: bytes) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    if os.name == "posix":  # the rename itself survives a power cut only once its folder is synced
+        folder = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
