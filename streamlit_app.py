@@ -12,5 +12,8 @@ PAGES = [
     st.Page("studio/ui/pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("studio/ui/pages/generate.py", title="Generate", icon=":material/image:"),
     st.Page("studio/ui/pages/history.py", title="History", icon=":material/history:"),
+    st.Page("studio/ui/pages/ab.py", title="A/B variants", icon=":material/science:"),
+    st.Page("studio/ui/pages/review.py", title="Review", icon=":material/rate_review:"),
+    st.Page("studio/ui/pages/export.py", title="Export", icon=":material/ios_share:"),
 ]
 st.navigation(PAGES).run()

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import storage
 from studio import errors
 from studio.boundary import translate_errors
+from studio.campaign_facade import CampaignFacade
 from studio.grid_schemas import GridAxis, GridView
 from studio.history_schemas import HistoryPage, HistoryQuery, PngReadResult
 from studio.kit_facade import KitFacade
@@ -65,7 +66,7 @@ def open_studio(settings: Settings | None = None) -> Studio:
     return Studio(settings, db, blobs)
 
 
-class Studio(KitFacade):
+class Studio(KitFacade, CampaignFacade):
     """One per process. Thread-safe: the engine serialises generation; each call opens its own session."""
 
     def __init__(self, settings: Settings, db: storage.Database, blobs: storage.BlobStore) -> None:

@@ -17,7 +17,7 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from studio import cli_kits, cli_prompt, cli_seeds, cli_train  # noqa: F401  (register kit, prompt, training, grid)
+from studio import cli_campaign, cli_kits, cli_prompt, cli_seeds, cli_train  # noqa: F401  (register the sub-commands)
 from studio.api import Studio
 from studio.cli_base import app, err, out, studio_session
 from studio.cli_modes import infer_mode, mode_fields
