@@ -35,7 +35,7 @@ def cell_card(studio: Studio, cell: VariantView, *, show_image: bool = True) -> 
     if cell.hypothesis:
         st.caption(plain(cell.hypothesis))
     st.caption(f"status: {cell.status} · checks: {cell.checks_status}"
-               + (f" · override: {cell.override_reason}" if cell.override_reason else ""))  # fmt: skip
+               + (f" · override: {plain(cell.override_reason)}" if cell.override_reason else ""))  # fmt: skip
     for check in cell.checks:
         st.markdown(f"{STATUS_ICON[check.status]} {plain(check.name)}: {plain(check.detail)}")
     if cell.impressions is not None:

@@ -54,7 +54,7 @@ def review_cell(cell: VariantView) -> None:
                         st.success(f"New cell {made.cell_id} (draft) from the instruction.")
             history = attempt(lambda: studio.variant_reviews(cell.id)) or []
             for h in history:
-                st.caption(f"{h.created_at:%Y-%m-%d %H:%M} · {h.reviewer}: {h.from_status} -> {h.to_status}")
+                st.caption(f"{h.created_at:%Y-%m-%d %H:%M} · {plain(h.reviewer)}: {h.from_status} -> {h.to_status}")
                 if h.comment:
                     st.text(h.comment)
             if not history:
