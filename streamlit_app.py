@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-st.set_page_config(page_title="Brand Studio", page_icon=":material/palette:", layout="wide")
+st.set_page_config(page_title="Brand Studio", page_icon="🎨", layout="wide")  # an emoji: no font fetched from the web
 
 PAGES = [
     st.Page("studio/ui/pages/home.py", title="Home", icon=":material/home:", default=True),

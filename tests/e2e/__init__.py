@@ -1,0 +1,1 @@
+"""End-to-end tests: Playwright driving the real Streamlit app in Debian's headless Chromium."""
