@@ -84,7 +84,11 @@ def job_progress(job_id: int) -> None:
                 column.image(studio.read_blob(sample.image_sha256), caption=plain(f"seed {sample.seed}"))
     elif job.status == "succeeded":
         lora = next((x for x in studio.list_loras(kit.id) if x.id == job.result.get("lora_id")), None)
-        st.success(f"Trained LoRA '{plain(lora.name if lora else '?')}' (job {job.id}, {plain(job.message)}).")
+        done = (job.message or "").split(" · ")[0]  # "step N/N"; the rest was live progress (ETA, sampling)
+        st.success(f"Trained LoRA '{plain(lora.name if lora else '?')}' (job {job.id}, {plain(done)}).")
+        if not st.session_state.get(f"train_done_{job.id}"):  # once: the LoRA list and samples below are stale
+            st.session_state[f"train_done_{job.id}"] = True
+            st.rerun(scope="app")
     else:
         st.error(f"Training job {job.id} {job.status}: {plain(job.error or '')}")
 
