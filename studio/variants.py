@@ -231,10 +231,7 @@ def recipe_differences(studio: Studio, a: int, b: int) -> set[str]:
         repo = storage.GenerationRepo(s)
         first, second = dict(repo.get(a).recipe), dict(repo.get(b).recipe)  # type: ignore[union-attr]
     keys = (set(first) | set(second)) - BOOKKEEPING
-    differing = {k for k in keys if first.get(k) != second.get(k)}
-    if "prompt" in differing:
-        differing.discard("negative_prompt") if first.get("negative_prompt") == second.get("negative_prompt") else None
-    return differing
+    return {k for k in keys if first.get(k) != second.get(k)}
 
 
 def _format_cell(studio: Studio, master: Master, key: str) -> Cell:
