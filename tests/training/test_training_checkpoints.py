@@ -156,3 +156,29 @@ def test_a_failed_save_keeps_the_previous_checkpoint(
         train(small_config("again", max_train_steps=6, checkpointing_steps=2, checkpoints_total_limit=1))
     assert names(tmp_path / "again" / "checkpoints") == ["step-000002"]
     assert not (tmp_path / "again" / "lora.safetensors").exists()
+
+
+class _Planted:
+    """A pickle that runs code when loaded: it would create ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (Path.touch, (self.path,))
+
+
+@pytest.mark.parametrize("member", ["optimizer.bin", "random_states_0.pkl"])
+def test_a_tampered_checkpoint_is_never_unpickled(checkpointed, tmp_path: Path, member: str) -> None:
+    """Checkpoints hold accelerate's pickles; they are read with weights_only=True, so a planted
+    object is refused instead of run (bad_inputs B: nothing user-supplied is unpickled)."""
+    import dataclasses
+    import pickle
+
+    marker = tmp_path / "planted-code-ran"
+    target = Path(checkpointed.output_dir) / "checkpoints" / "step-000002" / member
+    target.write_bytes(pickle.dumps(_Planted(marker)))
+    # optimizer.bin: torch refuses the global; random states: accelerate skips them and our hash check refuses
+    with pytest.raises(Exception, match="(?i)weights.only|unsupported global|random states were not restored"):
+        train(dataclasses.replace(checkpointed, max_train_steps=3, resume_from="latest"))
+    assert not marker.exists()
