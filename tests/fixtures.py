@@ -21,6 +21,13 @@ def seed_data_dir(data_dir: Path, tiny_model_dir: Path) -> Path:
     return data_dir
 
 
+def png_bytes(image: Image.Image) -> bytes:
+    """``image`` encoded as PNG (an upload, a mask)."""
+    buffer = BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def product_photo(i: int, size: int = 96) -> bytes:
     """A distinct two-colour 'product' on a blue background, shifted a little per photo."""
     im = Image.new("RGB", (size, size), (20, 120, 200))

@@ -27,6 +27,7 @@ from studio.campaign_schemas import (
 from studio.editing.encode import read_image_metadata
 from studio.errors import InvalidInput, StudioError
 from studio.schemas import GenerateRequest, LoraChoice, PaletteEntry, StyleGuideRequest, UploadedFile
+from tests.fixtures import png_bytes
 
 SIZE = 128
 
@@ -34,11 +35,6 @@ SIZE = 128
 def _pixels(studio: Studio, sha: str) -> np.ndarray:
     return np.asarray(Image.open(BytesIO(studio.read_blob(sha))).convert("RGB"))
 
-
-def _png(image: Image.Image) -> bytes:
-    buf = BytesIO()
-    image.save(buf, "PNG")
-    return buf.getvalue()
 
 
 @pytest.fixture
@@ -57,7 +53,7 @@ def campaign(trained_studio: Studio) -> tuple[Studio, int, int, np.ndarray]:
                                                 loras=(LoraChoice(lora_id=lora.id, weight=0.8),)))  # fmt: skip
     mask = Image.new("L", (SIZE, SIZE), 0)
     ImageDraw.Draw(mask).rectangle((40, 36, 87, 91), fill=255)
-    mask_sha = studio.upload_mask(UploadedFile(name="product.png", data=_png(mask)))
+    mask_sha = studio.upload_mask(UploadedFile(name="product.png", data=png_bytes(mask)))
     camp = studio.create_campaign(CampaignCreateRequest.of(kit_id=kit.id, name="Spring launch", metric="ctr"))
     creative = studio.add_creative(CreativeCreateRequest.of(
         campaign_id=camp.id, generation_id=master.id, product_mask=mask_sha,

@@ -29,7 +29,7 @@ from studio.generation.imagefile import COMPOSITE_WITH_TRAINED, read_png_metadat
 from studio.generation.infotext import parse_parameters
 from studio.schemas import GenerateRequest, GenerationView, LoraChoice, UploadedFile
 from tests.controlnet_model import write_tiny_controlnet
-from tests.fixtures import product_photo
+from tests.fixtures import png_bytes, product_photo
 from tests.sdxl_model import write_tiny_sdxl
 
 SIZE = 64
@@ -47,16 +47,11 @@ def _request(**fields: object) -> GenerateRequest:
     return GenerateRequest.of(**base)
 
 
-def _png(image: Image.Image) -> bytes:
-    buffer = BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
 
 def _mask(size: tuple[int, int], box: tuple[int, int, int, int]) -> bytes:
     mask = Image.new("L", size, 0)
     mask.paste(255, box)
-    return _png(mask)
+    return png_bytes(mask)
 
 
 def _square(size: int = SIZE) -> Image.Image:
@@ -97,7 +92,7 @@ def test_img2img_is_reproducible_and_strength_matters(studio: Studio) -> None:
 
 def test_inpaint_keeps_pixels_outside_the_mask_byte_identical(studio: Studio) -> None:
     source = Image.open(BytesIO(product_photo(1, SIZE))).convert("RGB")
-    photo = studio.upload_input_image(UploadedFile(name="photo.png", data=_png(source)))
+    photo = studio.upload_input_image(UploadedFile(name="photo.png", data=png_bytes(source)))
     mask = studio.upload_mask(UploadedFile(name="mask.png", data=_mask(source.size, (16, 16, 48, 48))))
     gen = studio.generate(_request(mode="inpaint", init_image=photo, mask=mask, strength=1.0))
     out, original = _pixels(studio, gen), np.asarray(source)
@@ -123,7 +118,7 @@ def test_a_batch_equals_single_runs_and_keeps_the_mask(studio: Studio) -> None:
     batch equals single runs within CPU batching tolerance (see test_generation_seeds), and pixels
     outside the mask are exact in every image."""
     source = Image.open(BytesIO(product_photo(1, SIZE))).convert("RGB")
-    photo = studio.upload_input_image(UploadedFile(name="photo.png", data=_png(source)))
+    photo = studio.upload_input_image(UploadedFile(name="photo.png", data=png_bytes(source)))
     mask = studio.upload_mask(UploadedFile(name="mask.png", data=_mask(source.size, (0, 24, 64, 40))))
     fields = dict(mode="inpaint", init_image=photo, mask=mask)
     batch = studio.generate(_request(**fields, batch_size=2))
@@ -156,7 +151,7 @@ def test_a_batch_of_four_rerenders_every_image_exactly(studio: Studio) -> None:
 
 def test_outpaint_grows_the_canvas_and_keeps_the_original(studio: Studio) -> None:
     source = Image.open(BytesIO(product_photo(2, SIZE))).convert("RGB")
-    photo = studio.upload_input_image(UploadedFile(name="photo.png", data=_png(source)))
+    photo = studio.upload_input_image(UploadedFile(name="photo.png", data=png_bytes(source)))
     fields = dict(mode="outpaint", init_image=photo, outpaint_left=16, outpaint_top=8, outpaint_fill="color",
                   outpaint_color="#102030")  # fmt: skip
     gen = studio.generate(_request(**fields))
@@ -196,7 +191,7 @@ def test_canny_finds_the_border_of_a_white_square_only() -> None:
 def test_controlnet_conditioning_changes_pixels_and_scale_zero_is_txt2img(
     studio: Studio, controlnet_dir: Path, tmp_path: Path
 ) -> None:
-    control = studio.upload_input_image(UploadedFile(name="square.png", data=_png(_square())))
+    control = studio.upload_input_image(UploadedFile(name="square.png", data=png_bytes(_square())))
     # a weighted prompt goes through the same A1111-style encoding in both paths
     fields = dict(mode="controlnet", control_image=control, controlnet=str(controlnet_dir),
                   prompt="a (bottle:1.3) on a table")  # fmt: skip
@@ -232,9 +227,9 @@ def test_blob_gc_keeps_the_inputs_generations_read_and_rerender_stays_exact(
     studio: Studio, controlnet_dir: Path
 ) -> None:
     source = Image.open(BytesIO(product_photo(1, SIZE))).convert("RGB")
-    photo = studio.upload_input_image(UploadedFile(name="photo.png", data=_png(source)))
+    photo = studio.upload_input_image(UploadedFile(name="photo.png", data=png_bytes(source)))
     mask = studio.upload_mask(UploadedFile(name="mask.png", data=_mask(source.size, (16, 16, 48, 48))))
-    control = studio.upload_input_image(UploadedFile(name="square.png", data=_png(_square())))
+    control = studio.upload_input_image(UploadedFile(name="square.png", data=png_bytes(_square())))
     unused = studio.upload_input_image(UploadedFile(name="other.png", data=product_photo(4, SIZE)))
     inpaint = studio.generate(_request(mode="inpaint", init_image=photo, mask=mask))
     edges = studio.generate(_request(mode="controlnet", control_image=control, controlnet=str(controlnet_dir)))
@@ -291,7 +286,7 @@ def test_use_as_input_keeps_the_lineage(studio: Studio) -> None:
 def test_bad_inputs_are_refused_before_any_work(studio: Studio, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     photo = studio.upload_input_image(UploadedFile(name="photo.png", data=product_photo(0, SIZE)))
     wrong_mask = studio.upload_mask(UploadedFile(name="mask.png", data=_mask((80, 80), (0, 0, 40, 40))))
-    control = studio.upload_input_image(UploadedFile(name="square.png", data=_png(_square())))
+    control = studio.upload_input_image(UploadedFile(name="square.png", data=png_bytes(_square())))
     monkeypatch.chdir(tmp_path)
     evil = tmp_path / "evil.pth"
     evil.write_bytes(pickle.dumps(_Marker()))
@@ -365,7 +360,7 @@ def test_cli_inpaints_with_a_mask_file(tmp_path: Path, tiny_model_dir: Path, mon
 
     monkeypatch.setenv("BRAND_STUDIO_DATA_DIR", str(seed_data_dir(tmp_path / "data", tiny_model_dir)))
     source = Image.open(BytesIO(product_photo(1, SIZE))).convert("RGB")
-    (tmp_path / "photo.png").write_bytes(_png(source))
+    (tmp_path / "photo.png").write_bytes(png_bytes(source))
     (tmp_path / "mask.png").write_bytes(_mask(source.size, (0, 0, 32, 64)))
     args = ["generate", "a bottle", "--init-image", str(tmp_path / "photo.png"), "--mask", str(tmp_path / "mask.png"),
             "--steps", "2", "--seed", "3", "--out", str(tmp_path / "out")]  # fmt: skip

@@ -17,7 +17,7 @@ from studio.api import Studio
 from studio.generation.imagefile import read_png_metadata
 from studio.schemas import GenerateRequest, GenerationView, UploadedFile
 from tests.controlnet_model import write_tiny_controlnet
-from tests.fixtures import product_photo
+from tests.fixtures import png_bytes, product_photo
 from tests.sdxl_model import write_tiny_sdxl
 
 SIZE = 64
@@ -43,11 +43,6 @@ def _request(**fields: object) -> GenerateRequest:
     return GenerateRequest.of(**base)
 
 
-def _png(image: Image.Image) -> bytes:
-    buffer = BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
 
 def _pixels(studio: Studio, gen: GenerationView) -> np.ndarray:
     with Image.open(BytesIO(studio.read_blob(gen.images[0].blob_sha256))) as image:
@@ -60,10 +55,10 @@ def _same(a: GenerationView, b: GenerationView) -> bool:
 
 def test_sdxl_inpaint_keeps_pixels_outside_the_mask_byte_identical(xl: Studio) -> None:
     source = Image.open(BytesIO(product_photo(1, SIZE))).convert("RGB")
-    photo = xl.upload_input_image(UploadedFile(name="photo.png", data=_png(source)))
+    photo = xl.upload_input_image(UploadedFile(name="photo.png", data=png_bytes(source)))
     mask_image = Image.new("L", source.size, 0)
     mask_image.paste(255, (16, 16, 48, 48))
-    mask = xl.upload_mask(UploadedFile(name="mask.png", data=_png(mask_image)))
+    mask = xl.upload_mask(UploadedFile(name="mask.png", data=png_bytes(mask_image)))
     gen = xl.generate(_request(mode="inpaint", init_image=photo, mask=mask, strength=1.0))
     out, original = _pixels(xl, gen), np.asarray(source)
     inside = np.zeros(original.shape[:2], dtype=bool)
@@ -93,7 +88,7 @@ def test_sdxl_controlnet_conditions_and_scale_zero_is_txt2img(xl: Studio, sdxl_d
     controlnet = write_tiny_controlnet(tmp_path / "tiny-sdxl-canny", sdxl_dir)
     square = Image.new("RGB", (SIZE, SIZE), (0, 0, 0))
     square.paste((255, 255, 255), (16, 16, 48, 48))
-    control = xl.upload_input_image(UploadedFile(name="square.png", data=_png(square)))
+    control = xl.upload_input_image(UploadedFile(name="square.png", data=png_bytes(square)))
     fields = dict(mode="controlnet", control_image=control, controlnet=str(controlnet), prompt="a (bottle:1.3)")
     plain = xl.generate(_request(prompt=fields["prompt"]))
     zero = xl.generate(_request(**fields, controlnet_conditioning_scale=0.0))
