@@ -1,9 +1,14 @@
-"""The built-in tiny model: an SD-1.x-architecture pipeline built deterministically from config.
+"""The built-in models, both SD-1.x-architecture pipelines that work fully offline:
 
-It exists so the studio works fully offline and tests run on CPU. Its weights are random: images it
-draws are placeholders (coloured noise), not product photos. It is written once as an ordinary
-diffusers folder of ``.safetensors`` files and then loaded through exactly the same code path as any
-real model.
+- ``builtin:demo`` (the default): a tiny model trained from scratch on CPU by ``python -m
+  training.demo_build``; its weights are committed under ``studio/builtin_models/demo`` (an ordinary
+  diffusers folder of ``.safetensors`` files with a model card). It draws simple objects in named
+  colours on named backgrounds and follows prompts, so training and editing show real behaviour.
+- ``builtin:tiny``: built deterministically from config with random weights; it draws placeholders
+  (coloured noise). It keeps unit tests fast. It is written once as a diffusers folder of
+  ``.safetensors`` files.
+
+Both are then loaded through exactly the same code path as any real model.
 """
 
 from __future__ import annotations
@@ -15,9 +20,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from training.demo_build import SCHEDULER_CONFIG, bytes_to_unicode  # shared with the demo model
+
 logger = logging.getLogger(__name__)
 
 BUILTIN_TINY = "builtin:tiny"
+BUILTIN_DEMO = "builtin:demo"
+#: The committed demo model (rebuild: ``make demo-model``).
+DEMO_FOLDER = Path(__file__).resolve().parent / "builtin_models" / "demo"
 #: Bump when the recipe below changes: the folder name carries it, so old copies are never reused.
 BUILD_VERSION = 1
 SEED = 1234
@@ -56,17 +66,6 @@ TEXT_CONFIG = {
     "layer_norm_eps": 1e-05,
     "projection_dim": 32,
 }
-SCHEDULER_CONFIG = {
-    "num_train_timesteps": 1000,
-    "beta_start": 0.00085,
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "clip_sample": False,
-    "set_alpha_to_one": False,
-    "steps_offset": 1,
-    "prediction_type": "epsilon",
-}
-
 MODEL_CARD = """# Brand Studio built-in tiny model (placeholder)
 
 An SD-1.x-architecture pipeline (UNet2DConditionModel, AutoencoderKL, CLIPTextModel and a byte-level
@@ -77,27 +76,13 @@ Set `BRAND_STUDIO_BASE_MODEL` to a real model (hub id, local diffusers folder or
 """
 
 
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2/CLIP's reversible byte -> printable unicode table (public algorithm)."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-    printable += list(range(ord("®"), ord("ÿ") + 1))
-    codes = printable[:]
-    extra = 0
-    for b in range(256):
-        if b not in printable:
-            printable.append(b)
-            codes.append(256 + extra)
-            extra += 1
-    return dict(zip(printable, (chr(c) for c in codes), strict=True))
-
-
 def tokenizer_vocab() -> tuple[dict[str, int], list[str]]:
     """A byte-level CLIP vocabulary: every byte alone and as a word end, plus the two specials.
 
     No merges: every prompt is tokenized character by character, which is enough for a model that
     draws placeholders and keeps the tokenizer small and fully local.
     """
-    chars = list(_bytes_to_unicode().values())
+    chars = list(bytes_to_unicode().values())
     tokens = chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"]
     return {tok: i for i, tok in enumerate(tokens)}, []
 
