@@ -15,7 +15,7 @@ STAMP      := $(VENV)/.brand-studio-installed
 
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: run test setup lint check bench doctor clean-venv
+.PHONY: run test setup lint check bench doctor demo-model tour clean-venv
 
 run: setup
 	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT) --server.headless true
@@ -46,6 +46,17 @@ bench: setup
 
 doctor: setup
 	$(BIN)/brand-studio doctor
+
+# Rebuild the committed demo model (studio/builtin_models/demo) from scratch: fixed seed, ~27 min on 2 CPUs.
+demo-model: setup
+	$(BIN)/python -m training.demo_build --out studio/builtin_models/demo --work data/demo-build
+
+# Re-take the README tour's screenshots: the browser journey (needs chromium), then tests/e2e/tour.py.
+tour: setup
+	rm -rf data/e2e-artifacts
+	BRAND_STUDIO_REQUIRE_E2E=1 BRAND_STUDIO_E2E_ARTIFACTS=$(CURDIR)/data/e2e-artifacts HF_HUB_OFFLINE=1 \
+		$(BIN)/python -m pytest -q tests/e2e
+	$(BIN)/python -m tests.e2e.tour data/e2e-artifacts tests/e2e/tour
 
 clean-venv:
 	rm -rf $(VENV)

@@ -9,11 +9,11 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from benchmarks import generation, history, lora_switch, sd15_memory, training  # noqa: E402
+from benchmarks import demo_model, generation, history, lora_switch, sd15_memory, training  # noqa: E402
 
 BENCHMARKS = {"generation_overhead": generation.run, "training_vs_plain_loop": training.run,
               "sd15_step_memory": sd15_memory.run, "history_query_100k": history.run,
-              "lora_switch_vs_reload": lora_switch.run}
+              "lora_switch_vs_reload": lora_switch.run, "demo_quality": demo_model.run}
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ def run(runs: int = 9, warmup: int = 2) -> dict[str, Any]:
     from studio.settings import Settings
 
     with tempfile.TemporaryDirectory() as tmp:
-        studio = open_studio(Settings(data_dir=Path(tmp) / "data"))
+        studio = open_studio(Settings(data_dir=Path(tmp) / "data", base_model="builtin:tiny"))
         model = studio.resolve()
         size = model.default_size
         req = GenerateRequest.of(prompt=PROMPT, seed=SEED, num_inference_steps=STEPS, scheduler="Euler",

@@ -61,7 +61,7 @@ def run(runs: int = 9, warmup: int = 2) -> dict[str, Any]:
     from studio.settings import Settings
 
     with tempfile.TemporaryDirectory() as tmp:
-        studio = open_studio(Settings(data_dir=Path(tmp) / "data"))
+        studio = open_studio(Settings(data_dir=Path(tmp) / "data", base_model="builtin:tiny"))
         db = studio.db
         ref = studio.blobs.put_bytes(b"a generated image")
         with db.session() as s:

@@ -60,7 +60,7 @@ def run(runs: int = 9, warmup: int = 2) -> dict[str, Any]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
-        studio = open_studio(Settings(data_dir=Path(tmp) / "data"))
+        studio = open_studio(Settings(data_dir=Path(tmp) / "data", base_model="builtin:tiny"))
         model = studio.resolve()
         size = model.default_size
         loras = [make_lora(model.path, Path(tmp) / f"lora_{name}.safetensors", seed) for seed, name in enumerate("ab")]

@@ -98,7 +98,7 @@ class Studio(KitFacade, CampaignFacade):
         m = self.resolve()
         return ModelInfoView(
             ref=m.ref, name=m.name, kind=m.kind, family=m.family, short_hash=m.short_hash,
-            is_placeholder=m.is_placeholder, default_size=m.default_size,
+            is_placeholder=m.is_placeholder, default_size=m.default_size, is_demo=m.is_demo,
         )  # fmt: skip
 
     def engine(self) -> Engine:

@@ -65,6 +65,8 @@ def model() -> None:
     out.print(f"{info.ref}: {info.name} [{info.kind}, {info.family}, hash {info.short_hash}, {info.default_size}px]")
     if info.is_placeholder:
         out.print("placeholder model: images are coloured noise. Set BRAND_STUDIO_BASE_MODEL for real ones.")
+    elif info.is_demo:
+        out.print("demo model: simple objects in named colours, e.g. 'a red bottle on a blue background'.")
 
 
 @app.command()

@@ -73,7 +73,7 @@ def _check_model(studio: Studio) -> DoctorCheck:
         m = studio.resolve()
     except errors.ModelError as exc:
         return DoctorCheck(name="model", ok=False, detail=str(exc))
-    note = " (placeholder: draws noise)" if m.is_placeholder else ""
+    note = " (placeholder: draws noise)" if m.is_placeholder else " (demo: simple coloured objects, 64 px)" if m.is_demo else ""
     return DoctorCheck(name="model", ok=True, detail=f"{m.ref} -> {m.path} [{m.family}, hash {m.short_hash}]{note}")
 
 

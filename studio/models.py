@@ -2,7 +2,8 @@
 
 References, tried in this order:
 
-1. ``builtin:tiny``: the placeholder model built from config (see :mod:`studio.builtin_model`).
+1. ``builtin:demo``: the committed demo model that draws simple coloured objects, and
+   ``builtin:tiny``: the placeholder model built from config (see :mod:`studio.builtin_model`).
 2. A local path (or a name found in a models folder, including an AUTOMATIC1111 ``models/``
    layout): a diffusers folder (``model_index.json``) or a single-file ``.safetensors`` checkpoint,
    which is converted once into a diffusers folder under the data dir.
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from studio.builtin_model import BUILTIN_TINY, materialize_builtin
+from studio.builtin_model import BUILTIN_DEMO, BUILTIN_TINY, DEMO_FOLDER, materialize_builtin
 from studio.errors import ModelError
 from studio.fileio import atomic_write_bytes
 
@@ -62,6 +63,7 @@ class ResolvedModel:
     sha256: str
     is_placeholder: bool
     default_size: int
+    is_demo: bool = False  #: the committed demo model (``builtin:demo``): small, 64 px, simple objects
 
     @property
     def short_hash(self) -> str:
@@ -80,12 +82,19 @@ def resolve_model(
     """Turn what the user typed into a :class:`ResolvedModel`, or raise :class:`ModelError`."""
     ref = ref.strip()
     if not ref:
-        raise ModelError("no model given: use builtin:tiny, a folder, a .safetensors file or a hub id")
+        raise ModelError("no model given: use builtin:demo, builtin:tiny, a folder, a .safetensors file or a hub id")
     if ref == BUILTIN_TINY:
         folder = materialize_builtin(models_dir)
         return _describe_folder(ref, "builtin", folder, models_dir, placeholder=True)
+    if ref == BUILTIN_DEMO:
+        if not (DEMO_FOLDER / "model_index.json").is_file():
+            raise ModelError(
+                f"the demo model is missing from {DEMO_FOLDER}; rebuild it with `make demo-model` "
+                f"(about 27 minutes on a 2-core CPU) or use {BUILTIN_TINY}"
+            )
+        return _describe_folder(ref, "builtin", DEMO_FOLDER, models_dir)
     if ref.startswith("builtin:"):
-        raise ModelError(f"unknown built-in model {ref!r}; the built-in model is {BUILTIN_TINY!r}")
+        raise ModelError(f"unknown built-in model {ref!r}; the built-in models are {BUILTIN_DEMO!r} and {BUILTIN_TINY!r}")
     local = _find_local(ref, search_dirs or [])
     if local is not None:
         if local.is_dir():
@@ -99,7 +108,7 @@ def resolve_model(
         folder = _fetch_hub(ref, offline)
         return _describe_folder(ref, "hub", folder, models_dir)
     raise ModelError(
-        f"cannot understand model reference {ref!r}: use builtin:tiny, a local diffusers folder, "
+        f"cannot understand model reference {ref!r}: use builtin:demo, builtin:tiny, a local diffusers folder, "
         "a single-file .safetensors checkpoint, or a hub id like org/name"
     )
 
@@ -208,7 +217,7 @@ def _describe_folder(
     hashed = source_file if source_file is not None else unet_weights
     name = source_file.stem if source_file is not None else folder.name
     if kind == "builtin":
-        name = "builtin-tiny"
+        name = "builtin-tiny" if placeholder else "builtin-demo"
     return ResolvedModel(
         ref=ref,
         kind=kind,
@@ -218,6 +227,7 @@ def _describe_folder(
         sha256=file_sha256(hashed, models_dir),
         is_placeholder=placeholder,
         default_size=default_size,
+        is_demo=kind == "builtin" and not placeholder,
     )
 
 

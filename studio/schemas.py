@@ -397,6 +397,7 @@ class ModelInfoView(Frozen):
     short_hash: str
     is_placeholder: bool
     default_size: int
+    is_demo: bool = False
 
 
 class DoctorCheck(Frozen):

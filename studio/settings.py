@@ -23,8 +23,9 @@ class Settings(BaseSettings):
         None, description="Any SQLAlchemy URL (PostgreSQL too). Default: SQLite file in the data dir."
     )
     base_model: str = Field(
-        "builtin:tiny",
-        description="builtin:tiny, a local diffusers folder, a single-file .safetensors checkpoint, or a hub id.",
+        "builtin:demo",
+        description="builtin:demo (the built-in demo model), builtin:tiny (random placeholder), a local "
+        "diffusers folder, a single-file .safetensors checkpoint, or a hub id.",
     )
     single_file_config: Path | None = Field(
         None,

@@ -58,6 +58,9 @@ TABLE: dict[tuple[str, str], _Row] = {
 #: The built-in placeholder model: tuned so it measurably learns in well under a minute on a CPU.
 PLACEHOLDER = TrainPresetView(name="CPU smoke (built-in model)", max_train_steps=40, rank=8, learning_rate=3e-3,
                               train_batch_size=4, resolution=64, family="sd1", tier="cpu")  # fmt: skip
+#: The built-in demo model (64 px, ~1 M-parameter UNet): a LoRA that visibly moves it in a few minutes on a CPU.
+DEMO = TrainPresetView(name="CPU quick (built-in demo model)", max_train_steps=300, rank=8, learning_rate=1e-3,
+                       train_batch_size=4, resolution=64, family="sd1", tier="cpu")  # fmt: skip
 
 
 def tier_for(kind: str, total_mb: int) -> str:
@@ -110,6 +113,8 @@ def preset_for(studio: Studio, photos: int = 1, device: Any = None) -> TrainPres
     model = studio.resolve()
     if model.is_placeholder:
         return PLACEHOLDER
+    if model.is_demo:
+        return DEMO
     device = device or device_budget(studio)
     return preset(model.family, tier_for(device.kind, device.total_mb), photos, bf16=device.supports_bf16)
 

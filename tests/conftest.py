@@ -9,6 +9,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Unit tests run on the fast random placeholder; the demo model's own tests name builtin:demo.
+os.environ.setdefault("BRAND_STUDIO_BASE_MODEL", "builtin:tiny")
 
 import shutil  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
