@@ -24,8 +24,6 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.fixtures import seed_data_dir
-
 REPO = Path(__file__).resolve().parents[2]
 BROWSER_ARGS = ["--no-sandbox", "--disable-dev-shm-usage"]  # root in CI: no sandbox; small /dev/shm in containers
 START_TIMEOUT_S = 120.0
@@ -109,7 +107,7 @@ def _app_env(data_dir: Path) -> dict[str, str]:
     """The caller's environment minus any BRAND_STUDIO_* (a developer's database URL, model ...), plus ours."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BRAND_STUDIO_")}
     env.update(
-        BRAND_STUDIO_DATA_DIR=str(data_dir), BRAND_STUDIO_BASE_MODEL="builtin:tiny",
+        BRAND_STUDIO_DATA_DIR=str(data_dir), BRAND_STUDIO_BASE_MODEL="builtin:demo",
         BRAND_STUDIO_VALIDATION_IMAGES="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
         HF_HUB_DISABLE_TELEMETRY="1", TOKENIZERS_PARALLELISM="false", PYTHONUNBUFFERED="1",
     )  # fmt: skip
@@ -150,9 +148,10 @@ def _stop_tree(process: subprocess.Popen[bytes], data_dir: Path) -> None:
 
 
 @pytest.fixture
-def studio_app(chromium_executable: str, tmp_path: Path, tiny_model_dir: Path) -> Iterator[AppServer]:
-    """``streamlit run streamlit_app.py`` (the flags of ``make run``) on a fresh data dir and a free port."""
-    data_dir = seed_data_dir(tmp_path / "data", tiny_model_dir)
+def studio_app(chromium_executable: str, tmp_path: Path) -> Iterator[AppServer]:
+    """``streamlit run streamlit_app.py`` (the flags of ``make run``, its default model: the built-in
+    demo model) on a fresh data dir and a free port."""
+    data_dir = tmp_path / "data"
     port = _free_port()
     log = tmp_path / "streamlit.log"
     command = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),

@@ -1,4 +1,5 @@
-"""The marketer's whole journey in a real browser, one screenshot per step:
+"""The marketer's whole journey in a real browser on ``make run``'s default model (the built-in demo
+model), one screenshot per step (the README's tour uses them):
 brand kit + photos -> one-click training watched to the end -> seed-locked generation with the LoRA,
 re-rendered to identical pixels -> a campaign with a master and two copy cells -> review and approval
 -> an export pack downloaded, unzipped and checked against its manifest.
@@ -23,12 +24,14 @@ from typing import Any
 import pytest
 from PIL import Image, ImageDraw
 
+from benchmarks.demo_model import CLASS_NOUN, KIT_PROMPT, TRIGGER, kit_photo
 from studio.formats import AD_FORMATS
 from tests.e2e.conftest import VIEWPORT, AppServer, BrowserProblems
-from tests.fixtures import product_photo
 
-KIT, TRIGGER, NOUN = "Acme Bottle", "acm_bottle", "bottle"
-SIZE = 128
+KIT, NOUN = "Tealpink Bottle", CLASS_NOUN
+PHOTOS = 8
+SIZE = 64  # the demo model's size
+STEPS = 20
 COPY_VALUES = ("Iced", "Fresh")
 CHANNELS = ("meta_feed_square", "google_banner_300x250")
 TRAIN_TIMEOUT_S = 300.0
@@ -202,16 +205,15 @@ def test_marketer_journey(studio_app: AppServer, browser_page: tuple[Any, Browse
     page.get_by_label("Kit name", exact=True).fill(KIT)
     page.get_by_label("Trigger token", exact=True).fill(TRIGGER)
     page.get_by_label("Class noun", exact=True).fill(NOUN)
-    app.upload("new_kit_photos", [(f"photo_{i}.png", product_photo(i)) for i in range(4)], in_form=True)
+    app.upload("new_kit_photos", [(f"photo_{i}.png", kit_photo(i)) for i in range(PHOTOS)], in_form=True)
     app.shot("kit-form")
     app.button("Create kit")
-    app.see(app.text(f"Created kit '{KIT}' with 4 photos."))
+    app.see(app.text(f"Created kit '{KIT}' with {PHOTOS} photos."))
     app.shot("kit-created")
 
-    # 2. Train: a short run from the Settings expander, watched until it succeeds.
+    # 2. Train: one click with the preset for the demo model (shown in the Settings expander), watched to the end.
     app.open("Train", "Train a brand LoRA")
     page.get_by_text("Settings (preset:").click()
-    app.fill(page.get_by_label("Steps", exact=True), 8)
     app.shot("train-settings")
     app.button("Train LoRA")
     app.see(page.locator('[data-testid="stProgress"]').or_(app.text("Trained LoRA '")), timeout_s=60)
@@ -222,9 +224,9 @@ def test_marketer_journey(studio_app: AppServer, browser_page: tuple[Any, Browse
     # 3. Generate with the kit and its LoRA at seed 42; re-render the recipe to identical pixels.
     app.open("Generate", "Generate")
     app.choose(app.keyed("g_kit"), KIT)
-    app.choose(app.keyed("g_loras"), re.compile("acme", re.IGNORECASE))
-    app.fill(app.keyed("g_prompt").locator("textarea"), "studio photo on a sunny beach")
-    for key, value in (("g_seed", 42), ("g_steps", 4), ("g_width", SIZE), ("g_height", SIZE)):
+    app.choose(app.keyed("g_loras"), re.compile("tealpink", re.IGNORECASE))
+    app.fill(app.keyed("g_prompt").locator("textarea"), KIT_PROMPT)
+    for key, value in (("g_seed", 42), ("g_steps", STEPS), ("g_width", SIZE), ("g_height", SIZE)):
         app.fill(app.keyed(key).locator("input"), value)
     app.shot("generate-form")
     app.button("Generate", timeout_s=300)
@@ -319,10 +321,10 @@ def check_records(data_dir: Path, pack: bytes) -> None:
     from studio.api import open_studio
     from studio.settings import Settings
 
-    studio = open_studio(Settings(data_dir=data_dir, base_model="builtin:tiny"))
+    studio = open_studio(Settings(data_dir=data_dir, base_model="builtin:demo"))
     try:
         first, again = sorted(studio.list_generations(limit=10), key=lambda g: g.id)[:2]
-        assert (first.seed, first.width, first.height, first.num_inference_steps) == (42, SIZE, SIZE, 4)
+        assert (first.seed, first.width, first.height, first.num_inference_steps) == (42, SIZE, SIZE, STEPS)
         assert [x.name for x in first.loras] == [x.name for x in studio.list_loras(first.kit_id)], first.loras
         assert again.parent_id == first.id
         assert [i.pixel_sha256 for i in again.images] == [i.pixel_sha256 for i in first.images]
