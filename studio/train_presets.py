@@ -58,7 +58,7 @@ TABLE: dict[tuple[str, str], _Row] = {
 #: The built-in placeholder model: tuned so it measurably learns in well under a minute on a CPU.
 PLACEHOLDER = TrainPresetView(name="CPU smoke (built-in model)", max_train_steps=40, rank=8, learning_rate=3e-3,
                               train_batch_size=4, resolution=64, family="sd1", tier="cpu")  # fmt: skip
-#: The built-in demo model (64 px, ~1 M-parameter UNet): a LoRA that visibly moves it in a few minutes on a CPU.
+#: The built-in demo model (64 px, 4 M-parameter UNet): a LoRA that visibly moves it in about a minute on a CPU.
 DEMO = TrainPresetView(name="CPU quick (built-in demo model)", max_train_steps=300, rank=8, learning_rate=1e-3,
                        train_batch_size=4, resolution=64, family="sd1", tier="cpu")  # fmt: skip
 

@@ -411,7 +411,9 @@ colours. Phase times: {phase_times}. Files are `.safetensors` only.
 
 ## Limits
 64 px native size (larger sizes work but are outside training); flat colours only; eight colours,
-six objects. Licence: same as Brand Studio. Set `BRAND_STUDIO_BASE_MODEL` to a real Stable
+six objects. Colours are approximate: the tiny VAE shifts flat colours (red leans orange, green teal),
+so some prompts get a neighbouring colour; it follows colours best at guidance about 2. Measured
+quality (per-colour prompt following, LoRA and inpaint checks): the project README. Licence: same as Brand Studio. Set `BRAND_STUDIO_BASE_MODEL` to a real Stable
 Diffusion model for real images.
 """
 
