@@ -99,6 +99,7 @@ class Studio(KitFacade, CampaignFacade):
         return ModelInfoView(
             ref=m.ref, name=m.name, kind=m.kind, family=m.family, short_hash=m.short_hash,
             is_placeholder=m.is_placeholder, default_size=m.default_size, is_demo=m.is_demo,
+            default_guidance=m.default_guidance,
         )  # fmt: skip
 
     def engine(self) -> Engine:

@@ -64,6 +64,9 @@ class ResolvedModel:
     is_placeholder: bool
     default_size: int
     is_demo: bool = False  #: the committed demo model (``builtin:demo``): small, 64 px, simple objects
+    #: The guidance a form starts at: 7 (A1111's default) unless the folder's ``brand_studio_model.json``
+    #: names another (the demo model follows colours best at 2).
+    default_guidance: float = 7.0
 
     @property
     def short_hash(self) -> str:
@@ -228,7 +231,17 @@ def _describe_folder(
         is_placeholder=placeholder,
         default_size=default_size,
         is_demo=kind == "builtin" and not placeholder,
+        default_guidance=_default_guidance(folder),
     )
+
+
+def _default_guidance(folder: Path) -> float:
+    """``default_guidance`` from the folder's ``brand_studio_model.json`` (ours), if it is a sane number."""
+    try:
+        value = json.loads((folder / "brand_studio_model.json").read_text()).get("default_guidance", 7.0)
+    except (OSError, ValueError, AttributeError):
+        return 7.0
+    return float(value) if isinstance(value, int | float) and 0 <= value <= 30 else 7.0
 
 
 def _check_component_weights(folder: Path, index: dict[str, object]) -> Path:

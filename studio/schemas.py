@@ -398,6 +398,7 @@ class ModelInfoView(Frozen):
     is_placeholder: bool
     default_size: int
     is_demo: bool = False
+    default_guidance: float = 7.0
 
 
 class DoctorCheck(Frozen):

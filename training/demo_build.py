@@ -449,6 +449,7 @@ def build(out: Path, work: Path, plan: dict[str, Any], report: Callable[[str], N
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
         "threads": torch.get_num_threads(), "plan": plan, "scaling_factor": cache["scale"],
         "phase_seconds": {k: round(v, 1) for k, v in phases.items()},
+        "default_guidance": 2.0,  # it follows colours best at low guidance; the Generate form starts here
     }  # fmt: skip
     (staging / "brand_studio_model.json").write_text(json.dumps(facts, indent=1) + "\n")
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731

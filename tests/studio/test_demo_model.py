@@ -43,6 +43,8 @@ def test_the_demo_model_is_a_committed_safetensors_folder_loaded_like_any_other(
     assert builtin.path == as_folder.path == DEMO_FOLDER and as_folder.kind == "diffusers_folder"
     assert builtin.sha256 == as_folder.sha256 and builtin.family == "sd1" and builtin.default_size == 64
     assert builtin.is_demo and not builtin.is_placeholder and not as_folder.is_placeholder
+    assert builtin.default_guidance == 2.0 == demo.GUIDANCE  # the Generate form starts where it works best
+    assert resolve_model("builtin:tiny", models_dir=tmp_path).default_guidance == 7.0
     files = [p for p in DEMO_FOLDER.rglob("*") if p.is_file()]
     assert not [p for p in files if p.suffix.lower() in PICKLE_SUFFIXES]
     assert {p.parent.name for p in files if p.suffix == ".safetensors"} == {"unet", "vae", "text_encoder"}

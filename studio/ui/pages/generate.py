@@ -26,7 +26,8 @@ model_banner(studio)
 info = attempt(studio.model_info)
 state = st.session_state
 for key, default in {**DEFAULTS, "g_width": info.default_size if info else 512,
-                     "g_height": info.default_size if info else 512}.items():
+                     "g_height": info.default_size if info else 512,
+                     "g_cfg": info.default_guidance if info else 7.0}.items():
     state.setdefault(key, default)
 
 load_png_section(studio)
