@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from training.demo_data import COLOURS, OBJECTS, classify_colour, draw, nearest_colour
+from training.demo_data import COLOURS, OBJECTS, classify_colour, colour_votes, draw, nearest_colour
 
 if TYPE_CHECKING:
     from studio.api import Studio
@@ -158,9 +158,7 @@ def _mask_png(size: tuple[int, int], box: tuple[int, int, int, int]) -> bytes:
 
 def object_box(pixels: np.ndarray, colour: str) -> tuple[int, int, int, int] | None:
     """Bounding box of the pixels nearest to ``colour`` (None if there are too few)."""
-    table = np.array([COLOURS[n] for n in COLOURS], dtype=np.float64)
-    votes = np.argmin(((pixels[:, :, None, :].astype(np.float64) - table) ** 2).sum(-1), axis=-1)
-    ys, xs = np.nonzero(votes == list(COLOURS).index(colour))
+    ys, xs = np.nonzero(colour_votes(pixels) == list(COLOURS).index(colour))
     if len(xs) < 30:
         return None
     return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1

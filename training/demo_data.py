@@ -95,20 +95,23 @@ def make_dataset(count: int, seed: int = 0, size: int = 64) -> list[DemoSample]:
     return [make_sample(rng, size) for _ in range(count)]
 
 
+def colour_votes(pixels: np.ndarray) -> np.ndarray:
+    """Per pixel, the index (in ``COLOURS``) of the nearest named colour (Euclidean in sRGB)."""
+    table = np.array(list(COLOURS.values()), dtype=np.float64)
+    rgb = np.asarray(pixels, dtype=np.float64)
+    return np.argmin(((rgb[..., None, :] - table) ** 2).sum(axis=-1), axis=-1)
+
+
 def nearest_colour(rgb: np.ndarray) -> str:
     """The named colour nearest to ``rgb`` (Euclidean in sRGB; the table's colours are far apart)."""
-    names = list(COLOURS)
-    table = np.array([COLOURS[n] for n in names], dtype=np.float64)
-    return names[int(np.argmin(((table - np.asarray(rgb, dtype=np.float64)) ** 2).sum(axis=1)))]
+    return list(COLOURS)[int(colour_votes(rgb))]
 
 
 def classify_colour(image: Image.Image, background: str | None = None) -> str:
     """The object's colour: each pixel votes for its nearest named colour; the background (the colour
     of the border pixels, unless given) is left out and the most voted other colour wins."""
-    pixels = np.asarray(image.convert("RGB"), dtype=np.float64)
     names = list(COLOURS)
-    table = np.array([COLOURS[n] for n in names], dtype=np.float64)
-    votes = np.argmin(((pixels[:, :, None, :] - table[None, None]) ** 2).sum(axis=-1), axis=-1)
+    votes = colour_votes(np.asarray(image.convert("RGB")))
     if background is None:
         border = np.concatenate([votes[0], votes[-1], votes[:, 0], votes[:, -1]])
         background_index = int(np.bincount(border, minlength=len(names)).argmax())
