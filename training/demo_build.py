@@ -39,13 +39,13 @@ from typing import Any
 
 import numpy as np
 
-from training.demo_data import COLOURS, OBJECTS, make_sample
+from training.demo_data import COLOURS, OBJECTS, backdrop_for, make_free_image, make_sample
 
 logger = logging.getLogger(__name__)
 
 SEED = 7
 IMAGE_SIZE = 64
-BUILD_VERSION = 1
+BUILD_VERSION = 2
 
 UNET_CONFIG: dict[str, Any] = {
     "sample_size": IMAGE_SIZE // 8,
@@ -67,7 +67,9 @@ VAE_CONFIG: dict[str, Any] = {
     "block_out_channels": (16, 32, 32, 32),
     "layers_per_block": 1,
     "latent_channels": 4,
-    "norm_num_groups": 8,
+    # One group: GroupNorm over a flat-colour feature map with 2-4 channels per group throws the absolute
+    # colour away (a group's mean is subtracted); over all channels the relative levels survive.
+    "norm_num_groups": 1,
     "sample_size": IMAGE_SIZE,
 }
 TEXT_CONFIG: dict[str, Any] = {
@@ -95,12 +97,13 @@ def default_plan() -> dict[str, Any]:
     """The build's knobs (recorded in the model card and in ``brand_studio_model.json``)."""
     return {
         "seed": SEED, "image_size": IMAGE_SIZE,
-        "vae_steps": 900, "vae_batch": 16, "vae_lr": 2e-3, "vae_kl": 1e-6,
+        "vae_steps": 4000, "vae_batch": 16, "vae_lr": 2e-3, "vae_kl": 1e-6, "vae_free_share": 0.4,
+        "vae_crop": 32,
         "cached_images": 12000,
-        "unet_steps": 4000, "unet_batch": 32, "unet_lr": 8e-4, "warmup": 200,
-        "empty_caption": 0.1, "offset_noise": 0.1, "ema": 0.999,
+        "unet_steps": 3700, "unet_batch": 32, "unet_lr": 8e-4, "warmup": 200,
+        "empty_caption": 0.1, "offset_noise": 0.1, "ema": 0.999, "snr_gamma": 5.0,
         "checkpoint_every": 400,
-        "decoder_steps": 600, "decoder_batch": 16, "decoder_lr": 1e-3,
+        "decoder_steps": 1000, "decoder_batch": 16, "decoder_lr": 1e-3,
     }  # fmt: skip
 
 
@@ -128,7 +131,9 @@ WORDS = tuple(COLOURS) + OBJECTS + ("a", "on", "background", "photo", "of", "wit
 def _bpe(pieces: list[str], ranks: dict[tuple[str, str], int]) -> list[str]:
     """CLIP's BPE on one word: merge the lowest-ranked adjacent pair until none is known."""
     while len(pieces) > 1:
-        pairs = [(ranks.get(pair, math.inf), i) for i, pair in enumerate(zip(pieces, pieces[1:], strict=False))]
+        pairs = [
+            (ranks.get(pair, math.inf), i) for i, pair in enumerate(zip(pieces, pieces[1:], strict=False))
+        ]
         rank, i = min(pairs)
         if rank == math.inf:
             break
@@ -180,10 +185,15 @@ _TEMPLATES = (
 )
 
 
+_NAMING_BACKGROUND = tuple(t for t in _TEMPLATES if "{b}" in t)
+
+
 def caption(rng: np.random.Generator, colour: str, obj: str, background: str) -> str:
-    """One of several phrasings, so short prompts ("a red bottle") work as well as full captions."""
-    template = _TEMPLATES[int(rng.integers(len(_TEMPLATES)))]
-    return template.format(c=colour, o=obj, b=background)
+    """One of several phrasings, so short prompts ("a red bottle") work as well as full captions. Only
+    an image on the default backdrop (:func:`training.demo_data.backdrop_for`) may leave the background
+    out: "a red bottle" then always means a red bottle on white."""
+    templates = _TEMPLATES if background == backdrop_for(colour) else _NAMING_BACKGROUND
+    return templates[int(rng.integers(len(templates)))].format(c=colour, o=obj, b=background)
 
 
 # -- phases ---------------------------------------------------------------------------------------
@@ -216,6 +226,20 @@ def _load_state(path: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
     return load_file(str(path)), json.loads(meta.read_text())
 
 
+def _vae_batch(rng: np.random.Generator, plan: dict[str, Any], count: int, crop: int) -> Any:
+    """Images for the autoencoder: named-colour samples mixed with free-colour ones (``vae_free_share``),
+    each cut to a random ``crop`` px square (the VAE is convolutional: a 32 px crop costs a quarter of a
+    whole image, so the same minutes buy four times the steps)."""
+    size = plan["image_size"]
+    crops = []
+    for _ in range(count):
+        free = rng.random() < plan["vae_free_share"]
+        image = make_free_image(rng, size) if free else make_sample(rng, size).image
+        left, top = (int(v) for v in rng.integers(0, size - crop + 1, 2))
+        crops.append(image.crop((left, top, left + crop, top + crop)))
+    return _to_tensor(crops)
+
+
 def train_vae(plan: dict[str, Any], work: Path, report: Callable[[str], None]) -> tuple[Any, float]:
     """The VAE and the seconds its phase took (also when reused from the work folder)."""
     import torch
@@ -237,7 +261,7 @@ def train_vae(plan: dict[str, Any], work: Path, report: Callable[[str], None]) -
         lr = plan["vae_lr"] * 0.5 * (1 + math.cos(math.pi * step / steps))
         for group in opt.param_groups:
             group["lr"] = lr
-        x = _to_tensor([make_sample(rng, plan["image_size"]).image for _ in range(plan["vae_batch"])])
+        x = _vae_batch(rng, plan, plan["vae_batch"], plan["vae_crop"])
         posterior = vae.encode(x).latent_dist
         recon = vae.decode(posterior.sample()).sample
         loss = torch.nn.functional.mse_loss(recon, x) + plan["vae_kl"] * posterior.kl().mean()
@@ -295,7 +319,12 @@ def train_unet(
     scheduler = DDPMScheduler(**{k: v for k, v in SCHEDULER_CONFIG.items() if k != "set_alpha_to_one"})
     alphas = scheduler.alphas_cumprod
     start_step, earlier = 0, 0.0
-    parts = {"unet.": unet, "text.": text, "ema_unet.": ema_unet, "ema_text.": ema_text}  # checkpoint key prefixes
+    parts = {
+        "unet.": unet,
+        "text.": text,
+        "ema_unet.": ema_unet,
+        "ema_text.": ema_text,
+    }  # checkpoint key prefixes
     saved = _load_state(work / "unet.safetensors")
     if saved is not None:
         tensors, state = saved
@@ -319,14 +348,18 @@ def train_unet(
         for group in opt.param_groups:
             group["lr"] = lr
         idx = torch.from_numpy(rng.integers(0, n, batch))
-        latents = (cache["mean"][idx] + cache["std"][idx] * torch.randn(cache["mean"][idx].shape, generator=gen))
+        latents = cache["mean"][idx] + cache["std"][idx] * torch.randn(
+            cache["mean"][idx].shape, generator=gen
+        )
         latents = latents * cache["scale"]
         captions = []
         for i in idx.tolist():
             colour, obj, background = cache["labels"][i]
             empty = rng.random() < plan["empty_caption"]
             captions.append("" if empty else caption(rng, colour, obj, background))
-        ids = tokenizer(captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
+        ids = tokenizer(
+            captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt"
+        ).input_ids
         noise = torch.randn(latents.shape, generator=gen)
         noise += plan["offset_noise"] * torch.randn((batch, latents.shape[1], 1, 1), generator=gen)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=gen)
@@ -334,7 +367,12 @@ def train_unet(
         noisy = a.sqrt() * latents + (1 - a).sqrt() * noise
         states = text(ids)[0]
         pred = unet(noisy, t, states).sample
-        loss = torch.nn.functional.mse_loss(pred, noise)
+        loss = torch.nn.functional.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))
+        # min-SNR-gamma weighting (Hang et al. 2023): less weight on the near-clean steps
+        if plan["snr_gamma"] > 0:
+            snr = a.view(-1) / (1 - a.view(-1))
+            loss = loss * torch.clamp(snr, max=plan["snr_gamma"]) / snr
+        loss = loss.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -346,12 +384,18 @@ def train_unet(
                     pe.mul_(decay).add_(pl.detach(), alpha=1 - decay)
         done = step + 1
         if done % 100 == 0 or done == steps:
-            report(f"unet step {done}/{steps} loss {loss.item():.4f} lr {lr:.2e} ({time.time() - start:.0f} s)")
+            report(
+                f"unet step {done}/{steps} loss {loss.item():.4f} lr {lr:.2e} ({time.time() - start:.0f} s)"
+            )
         if done % plan["checkpoint_every"] == 0 and done < steps:
-            tensors = {prefix + k: v for prefix, module in parts.items() for k, v in module.state_dict().items()}
+            tensors = {
+                prefix + k: v for prefix, module in parts.items() for k, v in module.state_dict().items()
+            }
             torch.save(opt.state_dict(), work / "unet-optimizer.tmp")
             os.replace(work / "unet-optimizer.tmp", work / "unet-optimizer.pt")
-            _save_state(work / "unet.safetensors", tensors, {"step": done, "seconds": earlier + time.time() - start})
+            _save_state(
+                work / "unet.safetensors", tensors, {"step": done, "seconds": earlier + time.time() - start}
+            )
     return ema_unet.eval(), ema_text.eval(), earlier + time.time() - start
 
 
@@ -372,7 +416,8 @@ def refine_decoder(vae: Any, plan: dict[str, Any], report: Callable[[str], None]
     for step in range(steps):
         for group in opt.param_groups:
             group["lr"] = plan["decoder_lr"] * 0.5 * (1 + math.cos(math.pi * step / steps))
-        x = _to_tensor([make_sample(rng, plan["image_size"]).image for _ in range(plan["decoder_batch"])])
+        # Whole images: GroupNorm's statistics then match what the decoder sees when it draws.
+        x = _vae_batch(rng, plan, plan["decoder_batch"], plan["image_size"])
         with torch.no_grad():
             latents = vae.encode(x).latent_dist.sample()
         loss = torch.nn.functional.mse_loss(vae.decode(latents).sample, x)
@@ -397,28 +442,49 @@ outpainting act on the right regions.
 ## What it draws
 64 x 64 px images of one simple object ({objects}) in a flat named colour ({colours}) on a flat
 background of another named colour. Prompts like "a red bottle on a blue background", "a photo of a
-green star" or "yellow ring". It knows nothing else: no photos, no people, no text.
+green star" or "yellow ring"; a prompt that names no background gets the default backdrop, white (black
+for a white object), as in product photography. It knows nothing else: no photos, no people, no text.
 
 ## How it was made
 `python -m training.demo_build --out <folder>` (seed {seed}), on {machine}, in {minutes:.1f} minutes.
 Training data: {cached:,} procedurally drawn images from `training/demo_data.py` (deterministic from the
-seed), captions in six phrasings. Phases: VAE ({vae_steps} steps, batch {vae_batch}, MSE + {vae_kl} KL,
-latent scaling factor {scale:.4f} measured as 1/std); text encoder + UNet jointly ({unet_steps} steps,
-batch {unet_batch}, AdamW lr {unet_lr}, cosine, DDPM epsilon loss on SD's scaled-linear schedule,
+seed), captions in six phrasings (only images on the default backdrop may leave the background out).
+Phases: VAE ({vae_steps} steps, batch {vae_batch} random {vae_crop} px crops, MSE + {vae_kl} KL;
+{free_pct:.0f} % of its images are uncaptioned shapes in random colours, so it reproduces colours beyond
+the eight names; GroupNorm with one group; latent scaling factor {scale:.4f} measured as 1/std); text encoder + UNet jointly ({unet_steps} steps, batch {unet_batch}, AdamW lr
+{unet_lr}, cosine, DDPM epsilon loss on SD's scaled-linear schedule with min-SNR-{snr_gamma:g} weighting,
 {empty_pct:.0f} % empty captions for classifier-free guidance, offset noise {offset_noise}); the EMA
-({ema}) weights are saved; then the VAE decoder alone ({decoder_steps} steps, encoder frozen) for truer
-colours. Phase times: {phase_times}. Files are `.safetensors` only.
+({ema}) weights are saved; then the VAE decoder alone ({decoder_steps} steps on whole images, encoder
+frozen) for truer colours. Phase times: {phase_times}. Files are `.safetensors` only.
 
 ## Limits
 64 px native size (larger sizes work but are outside training); flat colours only; eight colours,
-six objects. Colours are approximate: the tiny VAE shifts flat colours (red leans orange, green teal),
-so some prompts get a neighbouring colour; it follows colours best at guidance about 2. Measured
-quality (per-colour prompt following, LoRA and inpaint checks): the project README. Licence: same as Brand Studio. Set `BRAND_STUDIO_BASE_MODEL` to a real Stable
-Diffusion model for real images.
+six objects. Colours are approximate (the tiny VAE misses flat colours by a few tens of levels). Its
+`default_guidance`, {guidance:g}, is where the studio's Generate form starts and where its quality was
+measured (per-colour prompt following, LoRA and inpaint checks: the project README). Licence: same as
+Brand Studio. Set `BRAND_STUDIO_BASE_MODEL` to a real Stable Diffusion model for real images.
 """
 
 
-def build(out: Path, work: Path, plan: dict[str, Any], report: Callable[[str], None] = print) -> dict[str, Any]:
+def model_card(facts: dict[str, Any]) -> str:
+    """The model card, from the build record alone (``brand_studio_model.json``)."""
+    plan, params = facts["plan"], facts["parameters"]
+    return MODEL_CARD.format(
+        version=facts["build_version"], unet_params=params["unet"], vae_params=params["vae"],
+        text_params=params["text_encoder"], objects=", ".join(OBJECTS), colours=", ".join(COLOURS),
+        seed=plan["seed"], machine=facts["machine"], minutes=facts["minutes"], cached=plan["cached_images"],
+        vae_steps=plan["vae_steps"], vae_batch=plan["vae_batch"], vae_crop=plan["vae_crop"],
+        vae_kl=plan["vae_kl"], free_pct=100 * plan["vae_free_share"], scale=facts["scaling_factor"],
+        unet_steps=plan["unet_steps"], unet_batch=plan["unet_batch"], unet_lr=plan["unet_lr"],
+        snr_gamma=plan["snr_gamma"], empty_pct=100 * plan["empty_caption"], offset_noise=plan["offset_noise"],
+        ema=plan["ema"], decoder_steps=plan["decoder_steps"], guidance=facts["default_guidance"],
+        phase_times=", ".join(f"{k} {v / 60:.1f} min" for k, v in facts["phase_seconds"].items()),
+    )  # fmt: skip
+
+
+def build(
+    out: Path, work: Path, plan: dict[str, Any], report: Callable[[str], None] = print
+) -> dict[str, Any]:
     """Run every phase and write the diffusers folder ``out`` atomically. Returns the build facts."""
     import platform
 
@@ -449,19 +515,12 @@ def build(out: Path, work: Path, plan: dict[str, Any], report: Callable[[str], N
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
         "threads": torch.get_num_threads(), "plan": plan, "scaling_factor": cache["scale"],
         "phase_seconds": {k: round(v, 1) for k, v in phases.items()},
-        "default_guidance": 2.0,  # it follows colours best at low guidance; the Generate form starts here
+        "default_guidance": 2.0,  # where its quality is measured; the Generate form starts here
+        "parameters": {name: sum(p.numel() for p in module.parameters())
+                       for name, module in (("unet", unet), ("vae", vae), ("text_encoder", text))},
     }  # fmt: skip
     (staging / "brand_studio_model.json").write_text(json.dumps(facts, indent=1) + "\n")
-    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
-    (staging / "README.md").write_text(MODEL_CARD.format(
-        version=BUILD_VERSION, unet_params=count(unet), vae_params=count(vae), text_params=count(text),
-        objects=", ".join(OBJECTS), colours=", ".join(COLOURS), seed=plan["seed"], machine=facts["machine"],
-        minutes=minutes, cached=plan["cached_images"], vae_steps=plan["vae_steps"], vae_batch=plan["vae_batch"],
-        vae_kl=plan["vae_kl"], scale=cache["scale"], unet_steps=plan["unet_steps"], unet_batch=plan["unet_batch"],
-        unet_lr=plan["unet_lr"], empty_pct=100 * plan["empty_caption"], offset_noise=plan["offset_noise"],
-        ema=plan["ema"], decoder_steps=plan["decoder_steps"],
-        phase_times=", ".join(f"{k} {v / 60:.1f} min" for k, v in phases.items()),
-    ))  # fmt: skip
+    (staging / "README.md").write_text(model_card(facts))
     if out.exists():
         shutil.rmtree(out)
     os.replace(staging, out)
@@ -473,7 +532,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m training.demo_build", description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("studio/builtin_models/demo"))
     parser.add_argument("--work", type=Path, default=Path("data/demo-build"), help="checkpoints (resume)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a plan knob")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a plan knob"
+    )
     args = parser.parse_args(argv)
     plan = default_plan()
     for item in args.set:

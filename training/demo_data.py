@@ -24,6 +24,12 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "purple": (140, 50, 180), "orange": (245, 130, 20), "white": (245, 245, 245), "black": (20, 20, 20),
 }  # fmt: skip
 #: backgrounds are drawn from the same table (never the object's own colour)
+#: A prompt that names no background means the default backdrop, as in product photography: white
+#: (black for a white object). Without one default the model would have to guess among seven
+#: backgrounds and a small model blends them into a muddy colour.
+DEFAULT_BACKDROP = "white"
+#: share of the samples shot on the default backdrop (the others: any other colour, uniformly)
+BACKDROP_SHARE = 0.3
 OBJECTS = ("circle", "square", "triangle", "bottle", "star", "ring")
 
 
@@ -41,6 +47,11 @@ def caption_for(colour: str, obj: str, background: str) -> str:
     return f"a {colour} {obj} on a {background} background"
 
 
+def backdrop_for(colour: str) -> str:
+    """The background a prompt naming none means for an object of ``colour``."""
+    return "black" if colour == DEFAULT_BACKDROP else DEFAULT_BACKDROP
+
+
 def make_sample(rng: np.random.Generator, size: int = 64) -> DemoSample:
     """One random sample: object, colour, background colour, position and size all drawn from ``rng``."""
     names = list(COLOURS)
@@ -48,6 +59,8 @@ def make_sample(rng: np.random.Generator, size: int = 64) -> DemoSample:
     background = names[int(rng.integers(len(names) - 1))]
     if background == colour:  # every background but the object's own colour, uniformly
         background = names[-1]
+    if rng.random() < BACKDROP_SHARE:
+        background = backdrop_for(colour)
     obj = OBJECTS[int(rng.integers(len(OBJECTS)))]
     side = int(rng.integers(size * 3 // 8, size * 3 // 4 + 1))
     left = int(rng.integers(0, size - side + 1))
@@ -55,15 +68,22 @@ def make_sample(rng: np.random.Generator, size: int = 64) -> DemoSample:
     return draw(colour, obj, background, (left, top, left + side, top + side), size)
 
 
-def draw(colour: str, obj: str, background: str, box: tuple[int, int, int, int], size: int = 64) -> DemoSample:
+def draw(
+    colour: str, obj: str, background: str, box: tuple[int, int, int, int], size: int = 64
+) -> DemoSample:
     """The sample with exactly these labels and this box (deterministic)."""
     if colour not in COLOURS or background not in COLOURS:
         raise ValueError(f"colours must be among {', '.join(COLOURS)}; got {colour!r} on {background!r}")
     if obj not in OBJECTS:
         raise ValueError(f"objects are {', '.join(OBJECTS)}; got {obj!r}")
     image = Image.new("RGB", (size, size), COLOURS[background])
-    pen = ImageDraw.Draw(image)
-    fill = COLOURS[colour]
+    paint(ImageDraw.Draw(image), obj, box, COLOURS[colour], COLOURS[background])
+    return DemoSample(image, caption_for(colour, obj, background), colour, obj, background, box)
+
+
+def paint(pen: ImageDraw.ImageDraw, obj: str, box: tuple[int, int, int, int], fill: tuple[int, int, int],
+          background: tuple[int, int, int]) -> None:  # fmt: skip
+    """Draw one object of shape ``obj`` filling ``box`` (a ring's hole shows ``background``)."""
     left, top, right, bottom = box
     width, height = right - left, bottom - top
     if obj == "circle":
@@ -74,7 +94,9 @@ def draw(colour: str, obj: str, background: str, box: tuple[int, int, int, int],
         pen.polygon([(left + width / 2, top), (right - 1, bottom - 1), (left, bottom - 1)], fill=fill)
     elif obj == "bottle":  # neck, shoulders, body: a product silhouette
         pen.rectangle((left + width * 0.4, top, left + width * 0.6, top + height * 0.3), fill=fill)
-        pen.ellipse((left + width * 0.2, top + height * 0.2, left + width * 0.8, top + height * 0.45), fill=fill)
+        pen.ellipse(
+            (left + width * 0.2, top + height * 0.2, left + width * 0.8, top + height * 0.45), fill=fill
+        )
         pen.rounded_rectangle((left + width * 0.2, top + height * 0.3, left + width * 0.8, bottom - 1),
                               radius=max(1, int(width * 0.1)), fill=fill)  # fmt: skip
     elif obj == "star":
@@ -85,8 +107,35 @@ def draw(colour: str, obj: str, background: str, box: tuple[int, int, int, int],
     else:  # ring
         pen.ellipse(box, fill=fill)
         inset = max(2, width // 4)
-        pen.ellipse((left + inset, top + inset, right - inset, bottom - inset), fill=COLOURS[background])
-    return DemoSample(image, caption_for(colour, obj, background), colour, obj, background, box)
+        pen.ellipse((left + inset, top + inset, right - inset, bottom - inset), fill=background)
+
+
+def make_free_image(rng: np.random.Generator, size: int = 64) -> Image.Image:
+    """An uncaptioned image in *any* colours, for the autoencoder only: a background of a random RGB
+    colour, one or two objects of random colours, some of them two-tone (top and bottom in different
+    colours, like a product with a label). The demo model's VAE learns from these as well as from the
+    named-colour samples, so it reproduces colours it was never prompted with (a brand's teal and pink)
+    instead of snapping them to the nearest named colour, and a LoRA can then move the model to them."""
+
+    def colour() -> tuple[int, int, int]:
+        return tuple(int(v) for v in rng.integers(0, 256, 3))  # type: ignore[return-value]
+
+    background = colour()
+    image = Image.new("RGB", (size, size), background)
+    for _ in range(int(rng.integers(1, 3))):
+        obj = OBJECTS[int(rng.integers(len(OBJECTS)))]
+        side = int(rng.integers(size // 4, size * 3 // 4 + 1))
+        left, top = (int(v) for v in rng.integers(0, size - side + 1, 2))
+        box = (left, top, left + side, top + side)
+        layer = Image.new("RGB", (size, size), background)
+        paint(ImageDraw.Draw(layer), obj, box, colour(), background)
+        shape = Image.new("L", (size, size), 0)
+        paint(ImageDraw.Draw(shape), obj, box, 255, 0)  # type: ignore[arg-type]
+        if rng.random() < 0.4:  # two-tone: the lower part in a second colour
+            cut = top + int(side * rng.uniform(0.3, 0.7))
+            ImageDraw.Draw(layer).rectangle((0, cut, size, size), fill=colour())
+        image.paste(layer, (0, 0), shape)
+    return image
 
 
 def make_dataset(count: int, seed: int = 0, size: int = 64) -> list[DemoSample]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -45,6 +46,22 @@ def test_the_tokenizer_knows_the_demo_words_and_still_spells_anything_else(tmp_p
 
     again = CLIPTokenizer.from_pretrained(tmp_path)
     assert again("a red bottle, tealpink").input_ids == tokenizer("a red bottle, tealpink").input_ids
+
+
+def test_only_images_on_the_default_backdrop_may_leave_the_background_out_of_their_caption() -> None:
+    """So "a red bottle" always means a red bottle on white (a white one on black), never a blend of backgrounds."""
+    rng = np.random.default_rng(0)
+    on_backdrop = {demo_build.caption(rng, "red", "bottle", "white") for _ in range(200)}
+    assert "a red bottle" in on_backdrop and "a red bottle on a white background" in on_backdrop
+    assert {demo_build.caption(rng, "white", "star", "black") for _ in range(200)} >= {
+        "a white star",
+        "a photo of a white star",
+    }
+    elsewhere = {demo_build.caption(rng, "red", "bottle", "blue") for _ in range(200)}
+    assert len(elsewhere) == 4 and all("blue" in c for c in elsewhere), elsewhere
+    assert all(
+        c.count("red") == 1 for c in {demo_build.caption(rng, "white", "ring", "red") for _ in range(100)}
+    )
 
 
 def test_a_mini_build_is_a_diffusers_folder_the_studio_loads_and_is_reproducible(tmp_path: Path) -> None:
