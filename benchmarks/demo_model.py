@@ -36,8 +36,8 @@ if TYPE_CHECKING:
 #: One prompt per named colour, objects in turn.
 PROMPTS = tuple(f"a {colour} {OBJECTS[i % len(OBJECTS)]}" for i, colour in enumerate(COLOURS))
 SEEDS = 20
-#: Classifier-free guidance for the demo model: a tiny model follows colours best at low guidance
-#: (at the studio's default 7 its colours drift; see the README's table).
+#: Classifier-free guidance for the demo model's measurements: its ``default_guidance``, where the
+#: Generate form starts (prompt following is also reported at the studio's usual 7).
 GUIDANCE = 2.0
 #: The kit's product: a bottle, teal above pink, photographed on beige. None is a named colour.
 KIT_COLOURS = {"teal": (0, 150, 150), "pink": (235, 95, 165), "beige": (215, 195, 150)}

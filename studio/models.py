@@ -65,7 +65,7 @@ class ResolvedModel:
     default_size: int
     is_demo: bool = False  #: the committed demo model (``builtin:demo``): small, 64 px, simple objects
     #: The guidance a form starts at: 7 (A1111's default) unless the folder's ``brand_studio_model.json``
-    #: names another (the demo model follows colours best at 2).
+    #: names another (the demo model's is 2, where its quality is measured).
     default_guidance: float = 7.0
 
     @property

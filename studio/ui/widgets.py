@@ -39,7 +39,7 @@ def model_banner(studio: Studio) -> None:
             "You are using the **built-in demo model**: a tiny model trained on CPU that draws one simple "
             "object (circle, square, triangle, bottle, star, ring) in a named colour on a plain background, "
             f"at {info.default_size} px. Try *a red bottle on a blue background*; the CFG scale starts at "
-            f"{info.default_guidance:g}, where it follows colours best. For real images set "
+            f"{info.default_guidance:g}, where its quality was measured. For real images set "
             "`BRAND_STUDIO_BASE_MODEL` to a Stable Diffusion model and restart.",
             icon=":material/info:",
         )
