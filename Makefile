@@ -47,7 +47,7 @@ bench: setup
 doctor: setup
 	$(BIN)/brand-studio doctor
 
-# Rebuild the committed demo model (studio/builtin_models/demo) from scratch: fixed seed, ~27 min on 2 CPUs.
+# Rebuild the committed demo model (studio/builtin_models/demo) from scratch: fixed seed, ~25 min on 2 CPUs.
 demo-model: setup
 	$(BIN)/python -m training.demo_build --out studio/builtin_models/demo --work data/demo-build
 

@@ -93,7 +93,7 @@ def resolve_model(
         if not (DEMO_FOLDER / "model_index.json").is_file():
             raise ModelError(
                 f"the demo model is missing from {DEMO_FOLDER}; rebuild it with `make demo-model` "
-                f"(about 27 minutes on a 2-core CPU) or use {BUILTIN_TINY}"
+                f"(about 25 minutes on a 2-core CPU) or use {BUILTIN_TINY}"
             )
         return _describe_folder(ref, "builtin", DEMO_FOLDER, models_dir)
     if ref.startswith("builtin:"):

@@ -1,6 +1,6 @@
 """The demo model's build (``python -m training.demo_build``), run in miniature: a few steps per phase.
 
-The real build takes ~27 minutes; these tests run the same code with a tiny plan and check what the
+The real build takes ~25 minutes; these tests run the same code with a tiny plan and check what the
 committed model relies on: the locally built tokenizer knows the demo words as single tokens and
 survives a save/load, the result is an ordinary diffusers folder of safetensors that the studio
 resolves like any other, the same seed gives the same bytes, and a build killed mid-way resumes from
