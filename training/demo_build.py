@@ -4,19 +4,21 @@ One command, fixed seed::
 
     python -m training.demo_build --out studio/builtin_models/demo
 
-It trains, in three phases, on :mod:`training.demo_data`'s procedural set (objects in named colours
-on named backgrounds, captioned the way prompts are written):
+It trains, in four phases, on :mod:`training.demo_data`'s procedural set (objects in named colours
+on named backgrounds, captioned the way prompts are written; only images on the default backdrop
+leave the background out of their caption, so "a red bottle" means one thing):
 
-1. the VAE (``AutoencoderKL``, 8x spatial factor like SD) on 64 px images, MSE + a small KL term;
-   its latent scale (``scaling_factor``) is then measured the way SD's was (1 / latent std);
+1. the VAE (``AutoencoderKL``, 8x spatial factor like SD, GroupNorm over one group) on 32 px crops of
+   those images mixed with uncaptioned shapes in random colours (so it reproduces colours beyond the
+   eight names, such as a brand kit's), MSE + a small KL term; its latent scale (``scaling_factor``)
+   is then measured the way SD's was (1 / latent std);
 2. the latents of a fixed set of images are cached once (mean and std of each posterior);
 3. the text encoder (``CLIPTextModel`` over a locally built word-level CLIP tokenizer) and the
-   conditional UNet together, with the DDPM epsilon loss on SD's noise schedule, 10 % empty captions
-   (so classifier-free guidance works), a little offset noise (flat colours need it) and an EMA copy
-   of the weights, which is what gets saved;
-4. the VAE decoder alone, with the encoder frozen (so the latent space the UNet learned stays exactly
-   the same): a flat-colour image has almost no texture, and the first decoder misses absolute colours
-   by up to ~90/255; this phase halves that.
+   conditional UNet together, with the DDPM epsilon loss on SD's noise schedule (min-SNR weighted),
+   10 % empty captions (so classifier-free guidance works), a little offset noise (flat colours need
+   it) and an EMA copy of the weights, which is what gets saved;
+4. the VAE decoder alone on whole 64 px images, with the encoder frozen (so the latent space the UNet
+   learned stays exactly the same): truer flat colours, with GroupNorm statistics of whole images.
 
 The result is an ordinary diffusers folder of ``.safetensors`` files with a model card, loaded by the
 studio exactly like any other diffusers folder. Each phase checkpoints to ``--work`` (safetensors +
