@@ -127,14 +127,13 @@ def make_free_image(rng: np.random.Generator, size: int = 64) -> Image.Image:
         side = int(rng.integers(size // 4, size * 3 // 4 + 1))
         left, top = (int(v) for v in rng.integers(0, size - side + 1, 2))
         box = (left, top, left + side, top + side)
-        layer = Image.new("RGB", (size, size), background)
-        paint(ImageDraw.Draw(layer), obj, box, colour(), background)
-        shape = Image.new("L", (size, size), 0)
+        shape = Image.new("L", (size, size), 0)  # the object's mask (a ring's hole stays out)
         paint(ImageDraw.Draw(shape), obj, box, 255, 0)  # type: ignore[arg-type]
-        if rng.random() < 0.4:  # two-tone: the lower part in a second colour
+        image.paste(colour(), (0, 0, size, size), shape)
+        if rng.random() < 0.4:  # two-tone: the part below the cut in a second colour
             cut = top + int(side * rng.uniform(0.3, 0.7))
-            ImageDraw.Draw(layer).rectangle((0, cut, size, size), fill=colour())
-        image.paste(layer, (0, 0), shape)
+            ImageDraw.Draw(shape).rectangle((0, 0, size, cut - 1), fill=0)
+            image.paste(colour(), (0, 0, size, size), shape)
     return image
 
 
